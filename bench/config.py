@@ -1,0 +1,132 @@
+"""Typed config schemas (dataclasses) and their registration in Hydra's ConfigStore.
+
+The YAML groups shipped in `bench/conf/` (protocol/, trainer/, tracking/, scale/) are validated against these
+schemas; detector and dataset configs are the `config_class` dataclasses of the registered classes, so a typo
+in any key fails with the key's name.
+
+Composition order (see conf/config.yaml): trainer defaults < the detector's published `recipe` < the `scale`
+budget (scale=tiny: minutes on a CPU) < command-line overrides. Each protocol names its default scale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, OmegaConf
+
+from bench.plugins import Plugins
+
+
+@dataclass
+class SplitSpec:
+    """A set of samples: one split of one dataset, optionally restricted to some fake domains."""
+
+    dataset: str = MISSING  # registered dataset name (its config lives at datasets.<name>)
+    split: str = "test"
+    domains: list[str] | None = None  # fake domains to keep; null = all the dataset has
+    real: bool = True  # include the split's real samples (AUC needs both classes)
+
+
+@dataclass
+class ProtocolConfig:
+    name: str = MISSING
+    version: int = MISSING  # bump when the protocol's data or splits change; recorded with every run
+    description: str = ""
+    scale: str = "full"  # default `scale` for this protocol (the demo uses "tiny")
+    train: SplitSpec = MISSING  # split: train; its `domains` are the training forgery domains
+    val: SplitSpec | None = None  # checkpoint selection; null = the train spec on split "val"
+    test: dict[str, SplitSpec] = field(default_factory=dict)  # test-set name -> spec
+    # How real training samples get a domain id (MoA-CLIP's per-domain adapters/losses need one):
+    # "balanced": each real video is assigned to one fake domain by a stable hash of its key, so every domain
+    # holds real and fake samples; "separate": real samples form their own extra domain.
+    real_domain: str = "balanced"
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = 10
+    batch_size: int = 32
+    optimizer: str = "adam"  # adam | adamw | sgd
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    scheduler: str = "none"  # none | cosine (with linear warm-up)
+    warmup_steps: int = 0
+    min_lr: float = 0.0
+    grad_clip: float | None = None  # max gradient norm; null = off
+    sampler: str = "random"  # random | domain_balanced (every batch holds every training domain)
+    frames_per_video: int | None = None  # keep this many evenly spaced frames per training video; null = all
+    max_steps_per_epoch: int | None = None  # cap for smoke runs; null = full epochs
+    eval_batch_size: int = 64
+    select_metric: str = "auc"  # validation metric that picks the checkpoint: auc | loss
+    device: str = "auto"  # auto (cuda if available) | cpu | cuda | cuda:N
+    precision: str = "auto"  # auto (bf16 autocast on cuda, fp32 on cpu) | bf16 | fp32
+    num_workers: int = 0
+    seed: int = 0
+    bootstrap: int = 1000  # bootstrap resamples for the AUC 95% CI (0 = off)
+    resume: str | None = None  # path to a checkpoint (last.pt) to resume from
+    progress: bool = True  # tqdm progress bars
+
+
+@dataclass
+class TrackingConfig:
+    enabled: bool = True
+    uri: str = "sqlite:///mlflow.db"  # relative to the working directory
+    experiment: str | None = None  # null = the protocol's name (one experiment per protocol)
+    run_name: str | None = None  # null = "<detector>" + overrides
+    log_predictions: bool = True  # per-frame predictions parquet as an artifact
+    log_checkpoint: bool = False  # the selected checkpoint as an artifact (large for CLIP models)
+
+
+@dataclass
+class PathsConfig:
+    cache: str = "${oc.env:BENCH_CACHE,${oc.env:HOME,.}/.cache/forgerybench}"  # generated/prepared data
+    output: str = "${oc.env:BENCH_OUTPUT,outputs}"  # checkpoints and run folders
+
+
+@dataclass
+class RunConfig:
+    detector: Any = MISSING  # the selected detector's config_class
+    protocol: ProtocolConfig = MISSING
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    datasets: Any = MISSING  # name -> that dataset's config_class; every registered dataset is present
+    overrides: list[str] = field(default_factory=list)  # the command-line overrides, recorded with the run
+
+
+def _datasets_node(plugins: Plugins) -> Any:
+    """One typed node per registered dataset, so `datasets.<name>.root=...` works for plugins too."""
+    node = {}
+    for entry in plugins.datasets.entries():
+        cls = entry.load()
+        node[entry.name] = OmegaConf.structured(cls.config_class(name=entry.name))
+    return OmegaConf.create(node)
+
+
+def register_configs(plugins: Plugins) -> None:
+    """Fill Hydra's ConfigStore from the schemas above and from everything the plugins registered."""
+    cs = ConfigStore.instance()
+    cs.store(name="run_schema", node=RunConfig)
+    cs.store(group="protocol", name="protocol_schema", node=ProtocolConfig)
+    cs.store(group="trainer", name="trainer_schema", node=TrainerConfig)
+    cs.store(group="tracking", name="tracking_schema", node=TrackingConfig)
+    cs.store(name="datasets_all", node=_datasets_node(plugins), package="datasets")
+    for entry in plugins.detectors.entries():
+        cls = entry.load()
+        cs.store(group="detector", name=entry.name, node=cls.config_class(name=entry.name))
+        if cls.recipe:
+            cs.store(group="recipe", name=entry.name, node=dict(cls.recipe), package="trainer")
+        if cls.tiny:
+            cs.store(group="detector_scale", name=f"{entry.name}_tiny", node=dict(cls.tiny), package="detector")
+    for entry in plugins.datasets.entries():
+        cls = entry.load()
+        cs.store(group="dataset", name=entry.name, node=cls.config_class(name=entry.name))
+    for n in plugins.configs:
+        node = n.node
+        if dataclasses.is_dataclass(node) and isinstance(node, type):
+            node = node()
+        cs.store(group=n.group, name=n.name, node=node)

@@ -1,0 +1,125 @@
+"""The dataset-adapter interface. One subclass per file in ``datasets/`` (or in a plugin).
+
+An adapter turns a dataset *as published* into typed `Sample` records per split. Roots come from config
+(`datasets.<name>.root`) or an environment variable named by the adapter, never from code.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from omegaconf import MISSING
+
+from bench.errors import DataRootMissing
+from bench.records import REAL_DOMAIN, Sample
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class DatasetConfig:
+    """Fields every dataset config has; subclasses add their own."""
+
+    name: str = MISSING
+    root: str | None = None  # subclasses default it to ${oc.env:BENCH_<NAME>_ROOT,null}
+
+
+class DatasetAdapter(ABC):
+    """Base class of dataset adapters.
+
+    Class attributes: name, description, config_class (a DatasetConfig subclass), root_env (the environment
+    variable that may hold the root), needs_root (False for generated datasets).
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    config_class: ClassVar[type[DatasetConfig]] = DatasetConfig
+    root_env: ClassVar[str | None] = None
+    needs_root: ClassVar[bool] = True
+
+    def __init__(self, cfg: Any, cache_dir: str | Path) -> None:
+        """`cache_dir`: a writable folder for this dataset's derived files (prepared crops, generated images)."""
+        self.cfg = cfg
+        self.cache_dir = Path(cache_dir)
+
+    # ---- what subclasses implement ---------------------------------------------------------------------
+    @abstractmethod
+    def samples(self, split: str) -> list[Sample]:
+        """All samples (real and fake, every domain) of `split`, in a deterministic order."""
+
+    @abstractmethod
+    def domains(self) -> list[str]:
+        """The fake domains (manipulations / forgery families) this dataset provides."""
+
+    # ---- shared helpers --------------------------------------------------------------------------------
+    @property
+    def root(self) -> Path:
+        """The configured root; raises a `DataRootMissing` naming the key and environment variable to set."""
+        key = f"datasets.{self.name}.root"
+        how = f"set {key}=/path/to/{self.name}" + (f" or export {self.root_env}=/path/to/{self.name}" if self.root_env else "")
+        raw = getattr(self.cfg, "root", None)
+        if not raw:
+            raise DataRootMissing(f"dataset {self.name!r} has no root configured: {how}", key=key)
+        path = Path(os.path.expanduser(str(raw)))
+        if not path.is_dir():
+            raise DataRootMissing(f"dataset {self.name!r}: root {path} does not exist or is not a folder: {how}", key=key)
+        return path
+
+    def check(self) -> None:
+        """Fail fast (before any training) if the dataset cannot be read. Default: the root must exist."""
+        if self.needs_root:
+            _ = self.root
+
+    def select(self, split: str, domains: list[str] | None, real: bool = True) -> list[Sample]:
+        """Samples of `split` restricted to fake `domains` (None = all) plus, if `real`, the real samples."""
+        keep = None if domains is None else set(domains)
+        unknown = (keep or set()) - set(self.domains())
+        if unknown:
+            from bench.errors import BenchError
+
+            raise BenchError(f"dataset {self.name!r} has no domain(s) {sorted(unknown)}; it has {self.domains()}",
+                             key="protocol")
+        return [s for s in self.samples(split)
+                if (s.domain == REAL_DOMAIN and real) or (s.domain != REAL_DOMAIN and (keep is None or s.domain in keep))]
+
+
+def load_image(sample: Sample) -> np.ndarray:
+    """The sample's pixels as (H, W, 3) uint8."""
+    if sample.array is not None:
+        return sample.array
+    from PIL import Image
+
+    with Image.open(sample.path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One video of a video dataset, as listed from its published layout (before `bench prepare`)."""
+
+    dataset: str
+    split: str
+    domain: str  # manipulation method, or REAL_DOMAIN
+    label: int  # 0 real / 1 fake (converted from the dataset's own convention)
+    video: str  # unique key across datasets and manipulations, e.g. "ffpp/Deepfakes/000_003"
+    path: str  # absolute path of the video file
+    source: str | None = None  # e.g. FF++ target id; used to assign real videos to domains
+
+
+class VideoDatasetAdapter(DatasetAdapter):
+    """A dataset of videos: subclasses list `videos(split)`; `bench prepare` turns them into face crops, and
+    `samples(split)` reads the prepared manifest (never decoding video during training)."""
+
+    @abstractmethod
+    def videos(self, split: str) -> list[VideoRecord]:
+        """Every video of `split` (real and fake), deterministic order."""
+
+    def samples(self, split: str) -> list[Sample]:
+        from bench.prepare import prepared_samples  # the crop cache / manifest lives there
+
+        return prepared_samples(self, split)

@@ -1,0 +1,100 @@
+"""The detector interface. One subclass per file in ``detectors/`` (or in a plugin).
+
+The runner only ever talks to this interface: it never branches on a detector's name. Multi-phase training
+(MoA-CLIP alternates adapter and router steps) goes through `training_phase`, and detector-specific losses
+through `training_loss`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from omegaconf import MISSING
+from torch import nn
+
+from bench.records import Batch, LossOutput
+from bench.transforms import AugmentConfig, build_transform
+
+Transform = Callable[[np.ndarray], torch.Tensor]  # (H, W, 3) uint8 -> (3, S, S) float
+
+
+@dataclass
+class DetectorConfig:
+    """Fields every detector config has; subclasses add their own (with published defaults)."""
+
+    name: str = MISSING  # registry name; selects the class (never a free import path)
+    input_size: int = 224
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+class Detector(nn.Module, ABC):
+    """Base class of every detector.
+
+    Class attributes a subclass sets:
+      name, description: registry name and a one-line description for `bench list`.
+      config_class: a dataclass (subclass of DetectorConfig) whose defaults are the published settings.
+      recipe: trainer overrides for its published training recipe (optimiser, lr, batch, epochs, sampler...).
+      tiny: detector-config overrides that make it train in seconds on CPU (`scale=tiny`, used by the demo/tests).
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    config_class: ClassVar[type[DetectorConfig]] = DetectorConfig
+    recipe: ClassVar[dict[str, Any]] = {}
+    tiny: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, cfg: Any, domains: Sequence[str]) -> None:
+        """`domains`: the run's training domain names; `Batch.domains` indexes this list."""
+        super().__init__()
+        self.cfg = cfg
+        self.domains = list(domains)
+
+    # ---- data ------------------------------------------------------------------------------------------
+    def train_transform(self) -> Transform:
+        c = self.cfg
+        return build_transform(c.input_size, tuple(c.mean), tuple(c.std), c.augment)
+
+    def eval_transform(self) -> Transform:
+        c = self.cfg
+        return build_transform(c.input_size, tuple(c.mean), tuple(c.std), None)
+
+    # ---- model -----------------------------------------------------------------------------------------
+    @abstractmethod
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, 2) logits, index 1 = fake."""
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Parameters the optimiser owns (frozen backbones excluded). Phases may toggle requires_grad on a subset."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def training_loss(self, batch: Batch) -> LossOutput:
+        """Default: cross-entropy on the logits. Detectors with auxiliary losses override this."""
+        logits = self(batch.images)
+        loss = F.cross_entropy(logits.float(), batch.labels)
+        return LossOutput(total=loss, logits=logits, terms={"cls": loss.detach()})
+
+    def training_phase(self, epoch: int, step: int) -> str | None:
+        """Called before every optimisation step (`step` counts from 0 over the whole run).
+
+        Multi-phase detectors switch which parameters train here and return the phase's name (logged);
+        single-phase detectors return None.
+        """
+        return None
+
+    @torch.no_grad()
+    def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> (B,) probability of fake."""
+        return self(images).float().softmax(dim=-1)[:, 1]
+
+    def describe(self) -> dict[str, Any]:
+        """Facts about this instance to record with the run (e.g. which weights were loaded)."""
+        n_train = sum(p.numel() for p in self.trainable_parameters())
+        return {"params_total": sum(p.numel() for p in self.parameters()), "params_trainable": n_train}

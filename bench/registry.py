@@ -1,0 +1,94 @@
+"""Lazy registries of detectors, datasets and face detectors.
+
+Entries hold `"module:object"` strings until first use, so `bench list` starts without importing torch.
+A duplicate name raises (naming both providers) instead of silently shadowing, and a loaded class is checked
+against the base class its kind requires.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.errors import BenchError
+
+KINDS = {
+    # kind -> "module:BaseClass" every entry of that kind must subclass
+    "detector": "bench.detector:Detector",
+    "dataset": "bench.dataset:DatasetAdapter",
+    "face_detector": "bench.faces:FaceDetector",
+}
+
+
+def load_object(target: str) -> Any:
+    """Import `"package.module:Object"`; only ever called on strings that a plugin registered."""
+    module_name, _, attr = target.partition(":")
+    if not attr:
+        raise ValueError(f"target {target!r} must look like 'package.module:Object'")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+@dataclass
+class Entry:
+    kind: str
+    name: str
+    target: str | type
+    description: str
+    dist: str  # distribution that registered it, e.g. "forgerybench" or "my-detector-plugin"
+    _obj: type | None = field(default=None, repr=False)
+
+    def load(self) -> type:
+        if self._obj is None:
+            obj = load_object(self.target) if isinstance(self.target, str) else self.target
+            base = load_object(KINDS[self.kind])
+            if not (isinstance(obj, type) and issubclass(obj, base)):
+                raise TypeError(f"{self.kind} {self.name!r} from {self.dist}: {obj!r} is not a subclass of {base.__name__}")
+            self._obj = obj
+        return self._obj
+
+
+class Registry:
+    """Name -> Entry for one kind of plugin object."""
+
+    def __init__(self, kind: str) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"unknown registry kind {kind!r}")
+        self.kind = kind
+        self._entries: dict[str, Entry] = {}
+
+    def add(self, name: str, target: str | type, *, description: str = "", dist: str = "?") -> None:
+        if not name.isidentifier():
+            raise ValueError(f"{self.kind} name {name!r} must be a Python identifier (it is used as a Hydra config name)")
+        if name in self._entries:
+            old = self._entries[name]
+            raise BenchError(
+                f"duplicate {self.kind} name {name!r}: registered by {old.dist} and again by {dist}; "
+                f"uninstall one of them or disable external plugins with BENCH_DISABLE_PLUGINS=1"
+            )
+        self._entries[name] = Entry(self.kind, name, target, description, dist)
+
+    def entry(self, name: str) -> Entry:
+        try:
+            return self._entries[name]
+        except KeyError:
+            known = ", ".join(sorted(self._entries)) or "none"
+            raise BenchError(f"unknown {self.kind} {name!r}; known: {known}", key=f"{self.kind}") from None
+
+    def get(self, name: str) -> type:
+        return self.entry(name).load()
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def entries(self) -> list[Entry]:
+        return [self._entries[n] for n in self.names()]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,55 @@
+"""Image transforms shared by detectors: numpy (H, W, 3) uint8 -> normalised (3, S, S) float tensor.
+
+Built on torchvision.transforms.v2. Augmentations are configured per detector (`detector.augment.*`); the
+defaults here are "none", so a detector that does not ask for augmentation trains on resized images only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torchvision.transforms import v2
+
+
+@dataclass
+class AugmentConfig:
+    hflip: float = 0.0  # probability of a horizontal flip
+    blur: float = 0.0  # probability of a Gaussian blur
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+    color: float = 0.0  # probability of brightness/contrast OR hue/saturation jitter (one of the two, at random)
+    jpeg: float = 0.0  # probability of a JPEG re-compression
+    jpeg_quality: tuple[int, int] = (40, 100)
+
+    @property
+    def enabled(self) -> bool:
+        return any(p > 0 for p in (self.hflip, self.blur, self.color, self.jpeg))
+
+
+def build_transform(size: int, mean: tuple[float, ...], std: tuple[float, ...], aug: AugmentConfig | None) -> v2.Compose:
+    """Resize to (size, size), optionally augment, scale to [0, 1] and normalise."""
+    ops: list[v2.Transform] = [v2.ToImage(), v2.Resize((size, size), antialias=True)]
+    if aug is not None and aug.enabled:
+        if aug.hflip > 0:
+            ops.append(v2.RandomHorizontalFlip(p=aug.hflip))
+        if aug.blur > 0:
+            ops.append(v2.RandomApply([v2.GaussianBlur(kernel_size=5, sigma=tuple(aug.blur_sigma))], p=aug.blur))
+        if aug.color > 0:
+            jitter = v2.RandomChoice([v2.ColorJitter(brightness=0.2, contrast=0.2), v2.ColorJitter(hue=0.05, saturation=0.2)])
+            ops.append(v2.RandomApply([jitter], p=aug.color))
+        if aug.jpeg > 0:
+            ops.append(v2.RandomApply([v2.JPEG(quality=tuple(aug.jpeg_quality))], p=aug.jpeg))
+    ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=list(mean), std=list(std))]
+    return v2.Compose(ops)
+
+
+def to_uint8_rgb(image: np.ndarray) -> np.ndarray:
+    """Validate/convert an image array to (H, W, 3) uint8 (greyscale is repeated, alpha dropped)."""
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=-1)
+    if image.shape[-1] == 4:
+        image = image[..., :3]
+    if image.dtype != np.uint8:
+        image = np.clip(image, 0, 255).astype(np.uint8)
+    return image

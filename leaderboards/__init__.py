@@ -1,0 +1,1 @@
+"""Leaderboard table definitions (one module per table family) and the reported numbers they show."""
