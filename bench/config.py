@@ -11,13 +11,15 @@ budget (scale=tiny: minutes on a CPU) < command-line overrides. Each protocol na
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
-from bench.plugins import Plugins
+from bench.plugins import BUILTIN_DIST, PluginWarning, Plugins
+from bench.registry import Entry
 
 
 @dataclass
@@ -88,6 +90,14 @@ class PathsConfig:
 
 
 @dataclass
+class RunMeta:
+    """Filled in by the CLI, recorded with the run."""
+
+    scale: str = "full"  # the `scale` choice used (full | tiny)
+    overrides: list[str] = field(default_factory=list)  # the command-line overrides
+
+
+@dataclass
 class RunConfig:
     detector: Any = MISSING  # the selected detector's config_class
     protocol: ProtocolConfig = MISSING
@@ -95,16 +105,21 @@ class RunConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     datasets: Any = MISSING  # name -> that dataset's config_class; every registered dataset is present
-    overrides: list[str] = field(default_factory=list)  # the command-line overrides, recorded with the run
+    meta: RunMeta = field(default_factory=RunMeta)
 
 
-def _datasets_node(plugins: Plugins) -> Any:
-    """One typed node per registered dataset, so `datasets.<name>.root=...` works for plugins too."""
-    node = {}
-    for entry in plugins.datasets.entries():
-        cls = entry.load()
-        node[entry.name] = OmegaConf.structured(cls.config_class(name=entry.name))
-    return OmegaConf.create(node)
+def _loadable(entries: list[Entry]) -> list[tuple[Entry, type]]:
+    """(entry, class) for every entry that imports; a broken third-party class is skipped with one warning."""
+    out = []
+    for entry in entries:
+        try:
+            out.append((entry, entry.load()))
+        except Exception as err:
+            if entry.dist == BUILTIN_DIST:
+                raise
+            warnings.warn(f"plugin {entry.dist!r}: {entry.kind} {entry.name!r} failed to load: {type(err).__name__}: {err} (skipped)",
+                          PluginWarning, stacklevel=2)
+    return out
 
 
 def register_configs(plugins: Plugins) -> None:
@@ -114,16 +129,17 @@ def register_configs(plugins: Plugins) -> None:
     cs.store(group="protocol", name="protocol_schema", node=ProtocolConfig)
     cs.store(group="trainer", name="trainer_schema", node=TrainerConfig)
     cs.store(group="tracking", name="tracking_schema", node=TrackingConfig)
-    cs.store(name="datasets_all", node=_datasets_node(plugins), package="datasets")
-    for entry in plugins.detectors.entries():
-        cls = entry.load()
+    datasets = _loadable(plugins.datasets.entries())
+    # one typed node per registered dataset, so `datasets.<name>.root=...` works for plugins too
+    all_datasets = {e.name: OmegaConf.structured(cls.config_class(name=e.name)) for e, cls in datasets}
+    cs.store(name="datasets_all", node=OmegaConf.create(all_datasets), package="datasets")
+    for entry, cls in _loadable(plugins.detectors.entries()):
         cs.store(group="detector", name=entry.name, node=cls.config_class(name=entry.name))
         if cls.recipe:
             cs.store(group="recipe", name=entry.name, node=dict(cls.recipe), package="trainer")
         if cls.tiny:
             cs.store(group="detector_scale", name=f"{entry.name}_tiny", node=dict(cls.tiny), package="detector")
-    for entry in plugins.datasets.entries():
-        cls = entry.load()
+    for entry, cls in datasets:
         cs.store(group="dataset", name=entry.name, node=cls.config_class(name=entry.name))
     for n in plugins.configs:
         node = n.node

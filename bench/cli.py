@@ -1,0 +1,172 @@
+"""`bench` command line: a small argparse dispatcher; everything after the subcommand is Hydra overrides.
+
+    bench run [-m] [--cfg] [overrides...]     train + select on val + evaluate (default: protocol=demo)
+    bench leaderboard --table NAME [--format github|latex|csv] [--experiment NAME] [--uri URI]
+    bench list [detectors|datasets|protocols|plugins|tables]
+    bench prepare dataset=NAME [overrides...]   videos -> face crops + manifest
+    bench data [status] [overrides...]          roots, videos found, prepared frames
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from tabulate import tabulate
+
+from bench.errors import BenchError
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    return (BenchError, HydraException, OmegaConfBaseException)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from omegaconf import OmegaConf
+
+    from bench.compose import compose_run, expand_sweep
+
+    combos = list(expand_sweep(args.overrides)) if args.multirun else [args.overrides]
+    if not args.multirun:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        if any(o.is_sweep_override() for o in OverridesParser.create().parse_overrides(args.overrides)):
+            raise BenchError("a sweep override (a,b) needs -m/--multirun: bench run -m ...")
+    configs = [compose_run(c) for c in combos]  # compose all first: a typo fails before any training
+    if args.cfg:
+        for cfg in configs:
+            print(OmegaConf.to_yaml(cfg, resolve=True))
+        return 0
+    from bench.runner import run
+
+    failures = []
+    for i, cfg in enumerate(configs):
+        if len(configs) > 1:
+            print(f"\n=== run {i + 1}/{len(configs)}: {' '.join(combos[i])}")
+        try:
+            run(cfg)
+        except BenchError as err:
+            if len(configs) == 1:
+                raise
+            print(f"bench: error: {err}", file=sys.stderr)
+            failures.append(" ".join(combos[i]))
+    if failures:
+        print(f"bench: {len(failures)} of {len(configs)} runs failed: " + "; ".join(failures), file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from bench.leaderboard import leaderboard
+
+    print(leaderboard(args.table, fmt=args.format, experiment=args.experiment, uri=args.uri))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from bench.plugins import get_plugins
+
+    plugins = get_plugins()
+    what = args.what
+    if what in ("detectors", "datasets"):
+        reg = plugins.detectors if what == "detectors" else plugins.datasets
+        rows = [[e.name, e.description, e.dist] for e in reg.entries()]
+        print(tabulate(rows, headers=["name", "description", "provided by"]))
+    elif what == "protocols":
+        from bench.compose import compose_config, group_options
+
+        rows = []
+        for name in group_options("protocol"):
+            p = compose_config("config", [f"protocol={name}"]).protocol
+            rows.append([name, p.version, p.description, "forgerybench" if name in _builtin_protocols() else "plugin"])
+        print(tabulate(rows, headers=["name", "version", "description", "provided by"]))
+    elif what == "plugins":
+        rows = {}
+        for kind, reg in (("detector", plugins.detectors), ("dataset", plugins.datasets), ("face_detector", plugins.face_detectors)):
+            for e in reg.entries():
+                rows.setdefault(e.dist, []).append(f"{kind}:{e.name}")
+        for node in plugins.configs:
+            rows.setdefault(node.dist, []).append(f"config:{node.group}/{node.name}")
+        table = [[dist, ", ".join(items), "ok"] for dist, items in sorted(rows.items())]
+        table += [[dist, "", f"FAILED: {err}"] for dist, err in sorted(plugins.failed.items())]
+        print(tabulate(table, headers=["distribution", "registers", "status"]))
+    elif what == "tables":
+        from bench.leaderboard import list_tables
+
+        print(list_tables())
+    return 0
+
+
+def _builtin_protocols() -> set[str]:
+    from importlib.resources import files
+
+    return {p.name.removesuffix(".yaml") for p in files("bench.conf").joinpath("protocol").iterdir() if p.name.endswith(".yaml")}
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from bench.prepare import run_prepare
+
+    return run_prepare(args.overrides)
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from bench.prepare import data_status
+
+    print(data_status(args.overrides))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bench", description="ForgeryBench: cross-domain benchmarking of face-forgery detectors.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("run", help="train, select on validation, evaluate on the test sets (default protocol: demo)")
+    p.add_argument("-m", "--multirun", action="store_true", help="sweep over comma-separated override values")
+    p.add_argument("--cfg", action="store_true", help="print the resolved config(s) and exit")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. detector=moa_clip trainer.epochs=3")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("leaderboard", help="render a results table from the MLflow runs")
+    p.add_argument("--table", required=True, help="table name (bench list tables)")
+    p.add_argument("--format", default="github", choices=["github", "latex", "csv"])
+    p.add_argument("--experiment", default=None, help="MLflow experiment(s) to read, comma-separated (default: the table's)")
+    p.add_argument("--uri", default="sqlite:///mlflow.db", help="MLflow tracking URI (default: %(default)s)")
+    p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("list", help="list detectors, datasets, protocols, plugins or tables")
+    p.add_argument("what", nargs="?", default="detectors", choices=["detectors", "datasets", "protocols", "plugins", "tables"])
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("prepare", help="turn a video dataset into cached face crops and a manifest")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. dataset=ffpp datasets.ffpp.root=/data/ff")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("data", help="per dataset: root, videos found vs expected, prepared frames")
+    p.add_argument("status", nargs="?", choices=["status"], default="status")
+    p.add_argument("overrides", nargs="*")
+    p.set_defaults(func=cmd_data)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv or ["run"])
+    warnings.filterwarnings("ignore", module="hydra")
+    try:
+        return args.func(args)
+    except _user_errors() as err:
+        from bench.compose import friendly_error
+
+        print(f"bench: error: {friendly_error(err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

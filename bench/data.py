@@ -1,0 +1,139 @@
+"""From `Sample` lists to batches: torch Dataset, domain ids for training samples, and samplers."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from bench.dataset import load_image
+from bench.errors import BenchError
+from bench.records import REAL_DOMAIN, Batch, Sample
+
+NO_DOMAIN = -1
+
+
+def stable_hash(text: str) -> int:
+    """A hash that does not change between processes (Python's hash() is salted)."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+
+
+def assign_domains(samples: Sequence[Sample], fake_domains: Sequence[str], mode: str) -> tuple[list[str], np.ndarray]:
+    """Domain names and a domain id per training sample.
+
+    Fakes get the index of their manipulation. Real samples have no manipulation, so:
+      "balanced": each real *video* goes to one fake domain by a stable hash of its key (all frames of a video
+                  stay together; every domain then holds real and fake samples, as MoA-CLIP's domains do);
+      "separate": real samples form one extra domain named "real".
+    """
+    names = list(fake_domains)
+    if mode == "separate":
+        names.append(REAL_DOMAIN)
+    elif mode != "balanced":
+        raise BenchError(f"protocol.real_domain must be 'balanced' or 'separate', got {mode!r}", key="protocol.real_domain")
+    index = {n: i for i, n in enumerate(names)}
+    ids = np.empty(len(samples), dtype=np.int64)
+    for i, s in enumerate(samples):
+        if s.domain == REAL_DOMAIN:
+            ids[i] = index[REAL_DOMAIN] if mode == "separate" else stable_hash(s.video) % len(fake_domains)
+        else:
+            ids[i] = index[s.domain]
+    return names, ids
+
+
+def evenly_spaced_frames(samples: Sequence[Sample], k: int | None) -> list[Sample]:
+    """Keep at most k evenly spaced frames of each video (never the first k), preserving order."""
+    if k is None:
+        return list(samples)
+    by_video: dict[str, list[int]] = defaultdict(list)
+    for i, s in enumerate(samples):
+        by_video[s.video].append(i)
+    keep: set[int] = set()
+    for idx in by_video.values():
+        idx.sort(key=lambda i: samples[i].frame)
+        if len(idx) <= k:
+            keep.update(idx)
+        else:
+            keep.update(idx[j] for j in np.linspace(0, len(idx) - 1, k).round().astype(int))
+    return [s for i, s in enumerate(samples) if i in keep]
+
+
+class FrameDataset(Dataset):
+    """Samples -> (image tensor, label, domain id, index). Transforms come from the detector."""
+
+    def __init__(self, samples: Sequence[Sample], transform: Callable, domain_ids: np.ndarray | None = None) -> None:
+        self.samples = list(samples)
+        self.transform = transform
+        self.domain_ids = domain_ids if domain_ids is not None else np.full(len(self.samples), NO_DOMAIN, np.int64)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int, int]:
+        s = self.samples[i]
+        return self.transform(load_image(s)), s.label, int(self.domain_ids[i]), i
+
+
+def collate(items: list[tuple[torch.Tensor, int, int, int]]) -> Batch:
+    images, labels, domains, index = zip(*items)
+    return Batch(
+        images=torch.stack(images),  # (B, 3, H, W)
+        labels=torch.tensor(labels, dtype=torch.long),
+        domains=torch.tensor(domains, dtype=torch.long),
+        index=torch.tensor(index, dtype=torch.long),
+    )
+
+
+class DomainBalancedBatchSampler(Sampler[list[int]]):
+    """Batches with (as near as possible) equal counts of every training domain.
+
+    Cross-domain losses (MoA-CLIP's L_att, L_sim) need several domains in each batch. One epoch yields
+    len(dataset) // batch_size batches; small domains are re-drawn (with a fresh permutation) when exhausted.
+    """
+
+    def __init__(self, domain_ids: np.ndarray, batch_size: int, seed: int) -> None:
+        self.groups = [np.flatnonzero(domain_ids == d) for d in np.unique(domain_ids)]
+        if batch_size < len(self.groups):
+            raise BenchError(f"batch size {batch_size} is smaller than the number of domains ({len(self.groups)})",
+                             key="trainer.batch_size")
+        self.batch_size = batch_size
+        self.n_batches = max(1, len(domain_ids) // batch_size)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n_batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = np.random.default_rng((self.seed, self.epoch))
+        queues = [list(rng.permutation(g)) for g in self.groups]
+        per, extra = divmod(self.batch_size, len(self.groups))
+        for _ in range(self.n_batches):
+            batch: list[int] = []
+            for k, q in enumerate(rng.permutation(len(self.groups))):
+                take = per + (1 if k < extra else 0)
+                while len(queues[q]) < take:
+                    queues[q].extend(rng.permutation(self.groups[q]))
+                batch += [int(queues[q].pop()) for _ in range(take)]
+            yield list(rng.permutation(batch))
+
+
+def make_loader(dataset: FrameDataset, *, batch_size: int, train: bool, sampler: str = "random", seed: int = 0,
+                num_workers: int = 0) -> DataLoader:
+    common = dict(collate_fn=collate, num_workers=num_workers, persistent_workers=num_workers > 0,
+                  pin_memory=torch.cuda.is_available())
+    if not train:
+        return DataLoader(dataset, batch_size=batch_size, shuffle=False, **common)
+    if sampler == "domain_balanced":
+        return DataLoader(dataset, batch_sampler=DomainBalancedBatchSampler(dataset.domain_ids, batch_size, seed), **common)
+    if sampler != "random":
+        raise BenchError(f"trainer.sampler must be 'random' or 'domain_balanced', got {sampler!r}", key="trainer.sampler")
+    g = torch.Generator().manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=len(dataset) > batch_size, generator=g, **common)
