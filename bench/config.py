@@ -71,6 +71,7 @@ class TrainerConfig:
     bootstrap: int = 1000  # bootstrap resamples for the AUC 95% CI (0 = off)
     resume: str | None = None  # path to a checkpoint (last.pt) to resume from
     progress: bool = True  # tqdm progress bars
+    log_every: int = 10  # log per-step training losses every N steps
 
 
 @dataclass

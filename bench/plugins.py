@@ -111,7 +111,7 @@ def load_plugins(external: bool | None = None) -> Plugins:
     )
     for caller, argname, registry in hooks:
         # Call implementations one by one so that what they register is attributed to their distribution.
-        for impl in reversed(caller.get_hookimpls()):
+        for impl in caller.get_hookimpls():  # registration order: built-ins first
             dist = plugins.dists.get(impl.plugin_name, impl.plugin_name)
             arg = Registrar(registry, dist) if registry is not None else ConfigRegistrar(plugins.configs, dist)
             try:

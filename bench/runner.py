@@ -89,7 +89,7 @@ def evaluate_set(name: str, model, samples: list[Sample], c: RunConfig, device, 
     scores, _ = predict(model, loader, device=device, bf16=bf16, progress=c.trainer.progress, desc=f"test {name}")
     preds = Predictions(keys=[s.key for s in samples], videos=[s.video for s in samples], domains=[s.domain for s in samples],
                         labels=np.array([s.label for s in samples]), scores=scores)
-    result = metrics.evaluate(preds, bootstrap=c.trainer.bootstrap, seed=c.trainer.seed)
+    result = metrics.evaluate(preds, bootstrap=c.trainer.bootstrap, seed=c.trainer.seed).as_dict()
     frame = pd.DataFrame({"test_set": name, "key": preds.keys, "video": preds.videos, "domain": preds.domains,
                           "label": preds.labels, "score": scores})
     return result, frame
@@ -163,7 +163,7 @@ def run(cfg: DictConfig) -> RunResult:
         while state.epoch < trainer.epochs:
             stats = train_one_epoch(model, train_loader, optimizer, scheduler, state, device=device, bf16=bf16,
                                     grad_clip=trainer.grad_clip, max_steps=trainer.max_steps_per_epoch, progress=trainer.progress,
-                                    on_step=tracker.log_metrics if tracker.enabled else None)
+                                    on_step=lambda step, m: tracker.log_metrics(m, step=step) if step % trainer.log_every == 0 else None)
             val = validate(model, val_loader, val_labels, c, device, bf16)
             state.epoch += 1
             score = val["auc"] if trainer.select_metric == "auc" else -val["loss"]
