@@ -88,6 +88,22 @@ def collate(items: list[tuple[torch.Tensor, int, int, int]]) -> Batch:
     )
 
 
+class EpochRandomSampler(Sampler[int]):
+    """A shuffle that is a pure function of (seed, epoch), so a resumed run sees the same order as an uninterrupted one."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(np.random.default_rng((self.seed, self.epoch)).permutation(self.n).tolist())
+
+
 class DomainBalancedBatchSampler(Sampler[list[int]]):
     """Batches with (as near as possible) equal counts of every training domain.
 
@@ -135,5 +151,5 @@ def make_loader(dataset: FrameDataset, *, batch_size: int, train: bool, sampler:
         return DataLoader(dataset, batch_sampler=DomainBalancedBatchSampler(dataset.domain_ids, batch_size, seed), **common)
     if sampler != "random":
         raise BenchError(f"trainer.sampler must be 'random' or 'domain_balanced', got {sampler!r}", key="trainer.sampler")
-    g = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=len(dataset) > batch_size, generator=g, **common)
+    return DataLoader(dataset, batch_size=batch_size, sampler=EpochRandomSampler(len(dataset), seed),
+                      drop_last=len(dataset) > batch_size, **common)

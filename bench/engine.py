@@ -35,8 +35,9 @@ def train_one_epoch(model: Detector, loader: DataLoader, optimizer: torch.optim.
                     device: torch.device, bf16: bool, grad_clip: float | None, max_steps: int | None, progress: bool,
                     on_step: Callable[[int, dict[str, float]], None] | None = None) -> EpochStats:
     model.train()
-    if hasattr(loader.batch_sampler, "set_epoch"):
-        loader.batch_sampler.set_epoch(state.epoch)
+    for sampler in (loader.sampler, loader.batch_sampler):
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(state.epoch)
     sums: dict[str, float] = defaultdict(float)
     stats = EpochStats()
     total = len(loader) if max_steps is None else min(len(loader), max_steps)

@@ -179,6 +179,7 @@ def run(cfg: DictConfig) -> RunResult:
             print(f"epoch {state.epoch}/{trainer.epochs}: train loss {stats.loss:.4f} | val auc {val['auc']:.4f} "
                   f"loss {val['loss']:.4f}{'  *best*' if improved else ''}")
 
+        tracker.set_tags({f"bench.detector_info.{k}": v for k, v in model.describe().items()})  # after training: cache use etc.
         if (run_dir / "best.pt").exists():  # evaluate the checkpoint chosen on validation data
             checkpoint.restore(checkpoint.load(run_dir / "best.pt"), model=model)
         results, frames = {}, []
