@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from bench.config import register_configs
 from bench.errors import BenchError

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 from bench.errors import DataRootMissing
 from bench.records import REAL_DOMAIN, Sample
@@ -43,8 +43,11 @@ class DatasetAdapter(ABC):
     needs_root: ClassVar[bool] = True
 
     def __init__(self, cfg: Any, cache_dir: str | Path) -> None:
-        """`cache_dir`: a writable folder for this dataset's derived files (prepared crops, generated images)."""
-        self.cfg = cfg
+        """`cfg`: the config dataclass, an OmegaConf node (as Hydra composes it) or None (all defaults); it is stored
+        as `config_class` with `${oc.env:...}` defaults resolved. `cache_dir`: a writable folder for this dataset's
+        derived files (prepared crops, generated images)."""
+        schema = OmegaConf.structured(self.config_class)
+        self.cfg = OmegaConf.to_object(OmegaConf.merge(schema, cfg) if cfg is not None else schema)
         self.cache_dir = Path(cache_dir)
 
     # ---- what subclasses implement ---------------------------------------------------------------------

@@ -10,9 +10,8 @@ import hashlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from omegaconf import OmegaConf
 
 from bench.dataset import SPLITS, DatasetConfig
 from bench.errors import BenchError
@@ -27,16 +26,6 @@ def env_root(var: str) -> str:
     return f"${{oc.env:{var},null}}"
 
 
-C = TypeVar("C", bound=DatasetConfig)
-
-
-def typed_config(config_class: type[C], cfg: Any) -> C:
-    """The adapter's config as its dataclass with `${oc.env:...}` defaults resolved.
-
-    Accepts the dataclass itself, an OmegaConf node (as Hydra composes it) or None (all defaults).
-    """
-    schema = OmegaConf.structured(config_class)
-    return OmegaConf.to_object(OmegaConf.merge(schema, cfg) if cfg is not None else schema)
 
 
 def check_split(dataset: str, split: str) -> None:

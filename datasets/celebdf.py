@@ -27,7 +27,7 @@ from typing import Any
 
 from bench.dataset import DatasetConfig, VideoDatasetAdapter, VideoRecord
 from bench.datasets._common import (check_fraction, check_split, env_root, mp4s, raise_if_missing, require_dir,
-                                    train_or_val, typed_config)
+                                    train_or_val)
 from bench.errors import BenchError
 from bench.records import FAKE, REAL, REAL_DOMAIN
 
@@ -61,7 +61,7 @@ class CelebDF(VideoDatasetAdapter):
     config_class = CelebDFConfig
 
     def __init__(self, cfg: Any, cache_dir: str | Path) -> None:
-        super().__init__(typed_config(self.config_class, cfg), cache_dir)
+        super().__init__(cfg, cache_dir)
         self.cfg: CelebDFConfig
 
     def domains(self) -> list[str]:

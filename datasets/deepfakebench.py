@@ -31,7 +31,7 @@ from typing import Any
 from omegaconf import MISSING
 
 from bench.dataset import DatasetAdapter, DatasetConfig
-from bench.datasets._common import check_split, env_root, raise_if_missing, read_json, typed_config
+from bench.datasets._common import check_split, env_root, raise_if_missing, read_json
 from bench.errors import BenchError
 from bench.records import FAKE, REAL, REAL_DOMAIN, Sample
 
@@ -74,7 +74,7 @@ class DeepfakeBench(DatasetAdapter):
     root_env = "BENCH_DEEPFAKEBENCH_ROOT"
 
     def __init__(self, cfg: Any, cache_dir: str | Path) -> None:
-        super().__init__(typed_config(self.config_class, cfg), cache_dir)
+        super().__init__(cfg, cache_dir)
         self.cfg: DeepfakeBenchConfig
         self._tree: tuple[str, dict[str, Any]] | None = None
 

@@ -28,8 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.dataset import DatasetConfig, VideoDatasetAdapter, VideoRecord
-from bench.datasets._common import (COMPRESSIONS, check_fraction, check_split, env_root, hash_unit, mp4s, require_dir,
-                                    typed_config)
+from bench.datasets._common import (COMPRESSIONS, check_fraction, check_split, env_root, hash_unit, mp4s, require_dir)
 from bench.errors import BenchError
 from bench.records import FAKE, REAL, REAL_DOMAIN
 
@@ -55,7 +54,7 @@ class DFD(VideoDatasetAdapter):
     root_env = "BENCH_DFD_ROOT"
 
     def __init__(self, cfg: Any, cache_dir: str | Path) -> None:
-        super().__init__(typed_config(self.config_class, cfg), cache_dir)
+        super().__init__(cfg, cache_dir)
         self.cfg: DFDConfig
 
     def domains(self) -> list[str]:

@@ -25,8 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bench.dataset import DatasetConfig, VideoDatasetAdapter, VideoRecord
-from bench.datasets._common import (check_fraction, check_split, env_root, raise_if_missing, read_json, train_or_val,
-                                    typed_config)
+from bench.datasets._common import (check_fraction, check_split, env_root, raise_if_missing, read_json, train_or_val)
 from bench.errors import BenchError
 from bench.records import FAKE, REAL, REAL_DOMAIN
 
@@ -51,7 +50,7 @@ class DFDCP(VideoDatasetAdapter):
     root_env = "BENCH_DFDCP_ROOT"
 
     def __init__(self, cfg: Any, cache_dir: str | Path) -> None:
-        super().__init__(typed_config(self.config_class, cfg), cache_dir)
+        super().__init__(cfg, cache_dir)
         self.cfg: DFDCPConfig
 
     def domains(self) -> list[str]:

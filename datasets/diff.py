@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.dataset import DatasetAdapter, DatasetConfig
-from bench.datasets._common import check_split, env_root, typed_config
+from bench.datasets._common import check_split, env_root
 from bench.errors import BenchError
 from bench.records import FAKE, REAL, REAL_DOMAIN, Sample
 
@@ -51,7 +51,7 @@ class DiFF(DatasetAdapter):
     root_env = "BENCH_DIFF_ROOT"
 
     def __init__(self, cfg: Any, cache_dir: str | Path) -> None:
-        super().__init__(typed_config(self.config_class, cfg), cache_dir)
+        super().__init__(cfg, cache_dir)
         self.cfg: DiFFConfig
 
     def domains(self) -> list[str]:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.dataset import SPLITS, DatasetConfig, VideoDatasetAdapter, VideoRecord
-from bench.datasets._common import COMPRESSIONS, check_split, env_root, raise_if_missing, read_json, typed_config
+from bench.datasets._common import COMPRESSIONS, check_split, env_root, raise_if_missing, read_json
 from bench.errors import BenchError
 from bench.records import FAKE, REAL, REAL_DOMAIN
 
@@ -51,7 +51,7 @@ class FFpp(VideoDatasetAdapter):
     root_env = "BENCH_FFPP_ROOT"
 
     def __init__(self, cfg: Any, cache_dir: str | Path) -> None:
-        super().__init__(typed_config(self.config_class, cfg), cache_dir)
+        super().__init__(cfg, cache_dir)
         self.cfg: FFppConfig
 
     def domains(self) -> list[str]:
