@@ -181,7 +181,7 @@ def gan_upsample(img: np.ndarray, rng: Rng, strength: float) -> tuple[np.ndarray
 
 
 def diffusion(img: np.ndarray, rng: Rng, strength: float) -> tuple[np.ndarray, np.ndarray]:
-    """Keep the low band of the spectrum; replace the high band with power-law noise of matched energy."""
+    """Keep the low band of the spectrum; replace the high band with power-law noise of somewhat lower energy."""
     h, w = img.shape[:2]
     f = np.hypot(np.fft.fftfreq(h)[:, None], np.fft.rfftfreq(w)[None, :])  # cycles / pixel, up to ~0.71
     cutoff = (0.35 - 0.2 * strength) * rng.uniform(0.85, 1.15)
@@ -190,7 +190,7 @@ def diffusion(img: np.ndarray, rng: Rng, strength: float) -> tuple[np.ndarray, n
     noise = np.fft.rfft2(power_law_noise(rng, h, w, rng.uniform(0.6, 1.2)))[..., None]  # one noise field: luminance-like
     high_energy = np.sqrt((np.abs(spec * (1 - low)) ** 2).sum((0, 1)))  # per channel
     noise_energy = np.sqrt((np.abs(noise * (1 - low)) ** 2).sum((0, 1))) + 1e-12
-    gain = rng.uniform(0.8, 1.2) * high_energy / noise_energy
+    gain = (1 - strength * rng.uniform(0.3, 0.9)) * high_energy / noise_energy  # generators under-produce the high band
     out = np.fft.irfft2(spec * low + noise * gain * (1 - low), s=(h, w), axes=(0, 1))
     return np.clip(out, 0, 1).astype(np.float32), np.ones((h, w), np.float32)
 

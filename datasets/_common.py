@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 
-from bench.dataset import SPLITS, DatasetConfig
+from bench.dataset import SPLITS
 from bench.errors import BenchError
 
 VIDEO_SUFFIX = ".mp4"
