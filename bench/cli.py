@@ -106,16 +106,23 @@ def _builtin_protocols() -> set[str]:
     return {p.name.removesuffix(".yaml") for p in files("bench.conf").joinpath("protocol").iterdir() if p.name.endswith(".yaml")}
 
 
+def _prepare_config(overrides: list[str]):
+    from bench.compose import compose_config
+
+    # `dataset=ffpp` reads naturally but `dataset` is also a config group: route it to prepare.dataset
+    return compose_config("prepare", [f"prepare.{o}" if o.split("=", 1)[0] == "dataset" else o for o in overrides])
+
+
 def cmd_prepare(args: argparse.Namespace) -> int:
     from bench.prepare import run_prepare
 
-    return run_prepare(args.overrides)
+    return run_prepare(_prepare_config(args.overrides))
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from bench.prepare import data_status
+    from bench.data_status import data_status
 
-    print(data_status(args.overrides))
+    print(data_status(_prepare_config(args.overrides)))
     return 0
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
+from bench.prepare import PrepareConfig
 from bench.plugins import BUILTIN_DIST, PluginWarning, Plugins
 from bench.registry import Entry
 
@@ -109,6 +110,15 @@ class RunConfig:
     meta: RunMeta = field(default_factory=RunMeta)
 
 
+@dataclass
+class PrepareRunConfig:
+    """`bench prepare` / `bench data`: which dataset, how to crop, where the cache is."""
+
+    prepare: PrepareConfig = field(default_factory=PrepareConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    datasets: Any = MISSING
+
+
 def _loadable(entries: list[Entry]) -> list[tuple[Entry, type]]:
     """(entry, class) for every entry that imports; a broken third-party class is skipped with one warning."""
     out = []
@@ -127,6 +137,8 @@ def register_configs(plugins: Plugins) -> None:
     """Fill Hydra's ConfigStore from the schemas above and from everything the plugins registered."""
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConfig)
+    cs.store(name="prepare_schema", node=PrepareRunConfig)
+    cs.store(name="prepare", node={"defaults": ["prepare_schema", "datasets_all", "_self_"]})
     cs.store(group="protocol", name="protocol_schema", node=ProtocolConfig)
     cs.store(group="trainer", name="trainer_schema", node=TrainerConfig)
     cs.store(group="tracking", name="tracking_schema", node=TrackingConfig)

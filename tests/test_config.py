@@ -20,7 +20,7 @@ def test_default_is_the_demo_at_tiny_scale():
 def test_full_scale_protocol_keeps_the_published_recipe():
     cfg = compose_run(["protocol=ff_to_all", "detector=dummy"])
     assert cfg.meta.scale == "full" and cfg.detector.width == 16 and cfg.trainer.epochs == 5
-    assert list(cfg.protocol.test) == ["FF++", "CDF-v1", "CDF-v2", "DFDC", "DFDC-P", "DFD"]
+    assert list(cfg.protocol.test) == ["FF", "CDF-v1", "CDF-v2", "DFDC", "DFDC-P", "DFD"]
     assert list(cfg.protocol.train.domains) == ["Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures"]
 
 

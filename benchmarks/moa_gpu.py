@@ -1,0 +1,147 @@
+"""MoA-CLIP training and inference throughput on one CUDA GPU, beside the frozen CLIP image tower it wraps.
+
+    python benchmarks/moa_gpu.py [--arch ViT-B-16] [--batch 64] [--steps 20] [--warmup 5] [--domains 4]
+    python benchmarks/moa_gpu.py --smoke        # tiny tower, 2 steps, runs on CPU: checks the script only
+
+Random init (no weights needed). Synthetic batch of `--batch` images at the tower's size (224 for the CLIP ViTs),
+domains assigned round-robin as the domain-balanced sampler would; bf16 autocast on CUDA, as the runner does.
+Measures, all in one process and on the same batch:
+  - training images/s with all four losses on (beta_att > 0 takes the non-fused attention path in the
+    recorded block), for each of the two steps (adapters / router) and their alternation, plus the same with
+    L_att off (fused attention everywhere), and the peak memory (torch.cuda.max_memory_allocated) of each;
+  - inference images/s of MoA-CLIP (router on, Eq. 6) and of the frozen CLIP tower alone, and their ratio.
+Imports only torch, open_clip and ForgeryBench's detector modules (no Hydra/MLflow).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+import torch
+
+from bench.detectors.moa_clip import ADAPTERS, ROUTER, MoAClip, MoAClipConfig
+from bench.openclip import TINY_ARCH, BackboneConfig, build_image_tower
+from bench.records import Batch
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--arch", default="ViT-B-16")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
+    p.add_argument("--warmup", type=int, default=5, help="untimed steps before each measurement")
+    p.add_argument("--domains", type=int, default=4, help="training domains N (FF++: 4)")
+    p.add_argument("--smoke", action="store_true", help="tiny tower, batch 8, 2 steps, CPU allowed")
+    return p.parse_args()
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], None], steps: int, warmup: int, device: torch.device) -> tuple[float, float]:
+    """Seconds per call and peak memory (GiB; 0 on CPU) over `steps` calls after `warmup` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    synchronize(device)
+    seconds = (time.perf_counter() - t0) / steps
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else 0.0
+    return seconds, peak
+
+
+def main() -> int:
+    args = parse_args()
+    if args.smoke:
+        args.arch, args.batch, args.steps, args.warmup = TINY_ARCH, 8, 2, 1
+    cuda = torch.cuda.is_available()
+    if not cuda and not args.smoke:
+        print("moa_gpu.py: no CUDA device found; this benchmark needs a GPU (use --smoke to check the script on CPU)",
+              file=sys.stderr)
+        return 2
+    device = torch.device("cuda" if cuda else "cpu")
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+
+    domains = [f"domain{i}" for i in range(args.domains)]
+    backbone = BackboneConfig(arch=args.arch, pretrained=None)
+    size = build_image_tower(backbone).image_size
+    base = MoAClipConfig(backbone=backbone, input_size=size)
+    if args.smoke:
+        base = replace(base, **{k: v for k, v in MoAClip.tiny.items() if k not in ("backbone", "input_size")})
+
+    g = torch.Generator().manual_seed(0)
+    batch = Batch(images=torch.randn(args.batch, 3, size, size, generator=g),
+                  labels=torch.randint(0, 2, (args.batch,), generator=g),
+                  domains=torch.arange(args.batch) % args.domains, index=torch.arange(args.batch)).to(device)
+
+    rows: list[tuple[str, float, float]] = []  # (what, images/s, peak GiB)
+
+    def train_rows(cfg: MoAClipConfig, label: str) -> None:
+        model = MoAClip(cfg, domains).to(device).train()
+        opt = torch.optim.AdamW(model.trainable_parameters(), lr=5e-4, weight_decay=0.01)
+        step = 0
+
+        def train_step(phase_step: int | None) -> None:
+            nonlocal step
+            model.training_phase(epoch=0, step=step if phase_step is None else phase_step)
+            with autocast:
+                loss = model.training_loss(batch).total
+            opt.zero_grad(set_to_none=True)
+            loss.float().backward()
+            torch.nn.utils.clip_grad_norm_(model.trainable_parameters(), 1.0)
+            opt.step()
+            step += 1
+
+        # schedule="iteration", phase_period=1: even steps are step 1 (adapters), odd steps step 2 (router)
+        for name, fixed in ((ADAPTERS, 0), (ROUTER, 1), ("alternating", None)):
+            sec, peak = timed(lambda: train_step(fixed), args.steps, args.warmup, device)
+            rows.append((f"train {label}, {name}", args.batch / sec, peak))
+        del model, opt
+
+    train_rows(base, "all losses")
+    train_rows(replace(base, beta_att=0.0), "L_att off")
+
+    @torch.no_grad()
+    def infer_rows(model: torch.nn.Module, label: str) -> float:
+        model = model.to(device).eval()
+
+        def forward() -> None:
+            with autocast:
+                model(batch.images)
+
+        sec, peak = timed(forward, args.steps, args.warmup, device)
+        rows.append((label, args.batch / sec, peak))
+        return args.batch / sec
+
+    moa_ips = infer_rows(MoAClip(base, domains), "inference MoA-CLIP (router, Eq. 6)")
+    clip_ips = infer_rows(build_image_tower(backbone).visual, "inference frozen CLIP tower")
+
+    card = torch.cuda.get_device_name(device) if cuda else "CPU (smoke run: numbers mean nothing)"
+    print(f"MoA-CLIP {args.arch} @ {size}px, batch {args.batch}, N={args.domains}, "
+          f"{'bf16 autocast' if cuda else 'fp32'}, torch {torch.__version__}, {card}")
+    print(f"{'measurement':<44}{'images/s':>12}{'peak GiB':>10}")
+    for what, ips, peak in rows:
+        print(f"{what:<44}{ips:>12.1f}{peak:>10.2f}")
+    train_all = next(ips for what, ips, _ in rows if what == "train all losses, alternating")
+    train_fused = next(ips for what, ips, _ in rows if what == "train L_att off, alternating")
+    print(f"ratio inference MoA-CLIP / frozen CLIP: {moa_ips / clip_ips:.3f}")
+    print(f"ratio training (all losses, alternating) / frozen CLIP inference: {train_all / clip_ips:.3f}")
+    print(f"ratio training all losses / L_att off: {train_all / train_fused:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,334 @@
+"""`moa_clip`: a frozen CLIP ViT with a dynamic Mixture-of-Adapters in every block, trained in two alternating steps.
+
+Source: "Unlocking CLIP for Generalized Deepfake Detection with Dynamic Mixture-of-Adapters" (the MoA-CLIP paper,
+Sections 4.2-4.4 and 5.1). There is no public code; this file is our reading of the text.
+
+Faithful to the paper
+  - Frozen open_clip ViT image tower (default ViT-B/16, OpenAI weights); B/32 and L/14 via `backbone.arch`.
+  - In every block, a MoA module parallel to the FFN (Eq. 6):
+        h_out = h_FFN + Adapter_0(h_in) + sum_k alpha_k * Adapter_k(h_in),   alpha = softmax(Router(h_in))
+    Adapter_0 is shared by all domains; Adapter_1..N belong to the N training domains. Adapter = down-projection
+    to d_a, GELU, up-projection (Eq. 4 plus the GELU of Section 5.1). Router = MLP + softmax (Eq. 5).
+  - Two steps (Fig. 2). "adapters": no router; each sample goes through Adapter_0 and its own domain's adapter
+    (alpha = one-hot of its domain); adapters + head train. "router": adapters frozen; router + head train with
+    Eq. 6. Inference (eval mode) always uses Eq. 6. The backbone never trains.
+  - Loss (Eq. 12) = beta_cls L_cls + beta_att L_att + beta_cac L_cac + beta_sim L_sim with betas 1 / 1 / 0.5 / 0.1;
+    the regularisers are in `moa_losses.py`. f(x) is the final image embedding (`visual(x)`, i.e. after ln_post and
+    the CLIP projection), the input of the MLP head.
+  - `recipe` = Section 5.1: AdamW, lr 5e-4, weight decay 0.01, cosine with 500 warm-up steps to 1e-6, gradient
+    clipping 1.0, batch 64, 50 epochs.
+
+Our choices (the paper leaves them open; each is a config field)
+  - adapter_dim (d_a) = 128, not the 256 of Section 5.1: the paper's headline numbers (Table 1) are Table 5's 128 row.
+  - h_in = the FFN's input ln_2(x) (adapter_input="ffn_input"), the AdaptFormer-style parallel adapter; "residual"
+    feeds the un-normalised residual stream x instead. The adapter output is added unscaled beside the FFN output.
+  - The router reads the CLS token of h_in (router_input="cls": one alpha per image and block, as the paper routes
+    "input images"); "mean" pools all tokens, "token" routes every token on its own. Its last layer is zero-initialised,
+    so routing starts uniform; the adapters' up-projections are zero-initialised, so training starts from CLIP.
+  - Domains: N = len(domains), the training domains the runner passes in; `Batch.domains` indexes them. Real
+    samples get a domain from `protocol.real_domain` ("balanced": each real video joins one fake domain by a
+    stable hash, so N = number of fake domains; "separate": real is an extra domain, N = fakes + 1).
+  - Schedule (schedule=...): "iteration" alternates the steps every `phase_period` optimisation steps (default 1:
+    the paper's "alternates between two iterative steps"), "epoch" every `phase_period` epochs, "sequential" runs
+    `adapter_epochs` epochs of step 1 and then step 2. All four losses are on in both steps.
+  - L_att uses the attention probabilities of `att_layers` (default: the last block), averaged over heads
+    (att_head_mean), over all tokens including CLS, mean over the chosen layers. They come from the non-fused
+    attention path, taken only in training and only when beta_att > 0.
+  - L_cac: prototypes are buffers (saved in checkpoints) updated by EMA with rate `cac_rate` from the detached batch
+    means, after the loss is computed against the previous prototypes; reduction details in `moa_losses.py`.
+  - L_sim over all cross-domain pairs (the paper's text) or, sim_pairs="same_label", only pairs sharing a label.
+  - L_cac and L_sim act on the raw embedding, as written, so their size follows the scale of CLIP's projection;
+    `feature_norm` L2-normalises it for them instead (each squared distance then lies in [0, 4]).
+  - `ablate` zeroes one beta (Table 3's ablation as one sweep key).
+  - Head: Linear(embed_dim, head_hidden) - GELU - Linear(head_hidden, 2).
+  - Preprocessing (size, mean, std) follows the tower (`bench.openclip`); `input_size` must match it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+from open_clip.transformer import ResidualAttentionBlock
+from torch import Tensor, nn
+
+from bench.detector import Detector, DetectorConfig, Transform
+from bench.detectors.moa_losses import attention_alignment_loss, cached_domain_loss, ema_update_, similarity_loss
+from bench.errors import BenchError
+from bench.openclip import TINY_ARCH, BackboneConfig, build_image_tower, freeze, resblocks
+from bench.records import Batch, LossOutput
+from bench.transforms import build_transform
+
+ADAPTERS, ROUTER = "adapters", "router"  # the two training steps (phase names, logged by the runner)
+_CHOICES = {
+    "adapter_input": ("ffn_input", "residual"),
+    "router_input": ("cls", "mean", "token"),
+    "schedule": ("iteration", "epoch", "sequential"),
+    "sim_pairs": ("all", "same_label"),
+    "ablate": ("none", "att", "cac", "sim"),
+}
+
+
+@dataclass
+class MoAClipConfig(DetectorConfig):
+    name: str = "moa_clip"
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)  # ViT-B-16, openai weights
+    input_size: int = 224  # must equal the tower's image size (checked)
+    # not read: the transforms use the tower's mean/std, which follow its weights (set backbone.mean/std to change)
+    mean: tuple[float, float, float] = OPENAI_DATASET_MEAN
+    std: tuple[float, float, float] = OPENAI_DATASET_STD
+    # MoA
+    adapter_dim: int = 128  # d_a. Section 5.1 says 256, but Table 1's numbers are Table 5's 128 row
+    adapter_input: str = "ffn_input"  # h_in: "ffn_input" = ln_2(x) | "residual" = x (block stream after attention)
+    router_hidden: int = 128
+    router_input: str = "cls"  # "cls" | "mean" (one alpha per image) | "token" (per token)
+    head_hidden: int = 256
+    # two-step schedule
+    schedule: str = "iteration"  # "iteration" | "epoch" | "sequential"
+    phase_period: int = 1  # steps ("iteration") or epochs ("epoch") per phase before switching
+    adapter_epochs: int = 25  # "sequential": epochs of step 1 (adapters) before step 2 (router)
+    # losses (Eq. 12)
+    beta_cls: float = 1.0
+    beta_att: float = 1.0
+    beta_cac: float = 0.5
+    beta_sim: float = 0.1
+    ablate: str = "none"  # "none" | "att" | "cac" | "sim": zero that beta (Table 3 ablation as one sweep key)
+    att_layers: list[int] = field(default_factory=lambda: [-1])  # blocks whose attention L_att aligns
+    att_head_mean: bool = True  # average heads into one (T, T) map (else align per head)
+    cac_rate: float = 0.1  # lambda of Eq. 9 (not given in the paper)
+    feature_norm: bool = False  # L2-normalise f(x) for L_cac/L_sim (the paper does not; bounds their scale)
+    sim_pairs: str = "all"  # "all" cross-domain pairs (paper) | "same_label"
+
+
+class AdapterBank(nn.Module):
+    """K bottleneck adapters (down d->a, GELU, up a->d) evaluated together and mixed with per-sample weights."""
+
+    def __init__(self, k: int, dim: int, hidden: int) -> None:
+        super().__init__()
+        bound = dim**-0.5  # nn.Linear's default init range for the down-projection
+        self.down_w = nn.Parameter(torch.empty(k, dim, hidden).uniform_(-bound, bound))
+        self.down_b = nn.Parameter(torch.zeros(k, hidden))
+        self.up_w = nn.Parameter(torch.zeros(k, hidden, dim))  # zero: the adapters start as a no-op
+        self.up_b = nn.Parameter(torch.zeros(k, dim))
+
+    def forward(self, h: Tensor, weights: Tensor) -> Tensor:
+        """h (B, T, D), weights (B, T or 1, K) -> sum_k weights_k * Adapter_k(h), (B, T, D)."""
+        z = F.gelu(torch.einsum("btd,kda->btka", h, self.down_w.to(h.dtype)) + self.down_b.to(h.dtype))  # (B, T, K, A)
+        z = z * weights.unsqueeze(-1).to(z.dtype)  # weighting before the (linear) up-projection is the same sum
+        return torch.einsum("btka,kad->btd", z, self.up_w.to(z.dtype)) + weights.to(z.dtype) @ self.up_b.to(z.dtype)
+
+
+class Router(nn.Module):
+    """Eq. 5: alpha = softmax(MLP(h_in)) over the N domain adapters."""
+
+    def __init__(self, dim: int, hidden: int, n: int, source: str) -> None:
+        super().__init__()
+        self.source = source
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, n))
+        nn.init.zeros_(self.mlp[-1].weight)  # uniform routing at the start
+        nn.init.zeros_(self.mlp[-1].bias)
+
+    def forward(self, h: Tensor) -> Tensor:
+        """h (B, T, D) -> alpha (B, 1, N) for "cls"/"mean", (B, T, N) for "token"; sums to 1 over N."""
+        if self.source == "cls":
+            h = h[:, :1]
+        elif self.source == "mean":
+            h = h.mean(dim=1, keepdim=True)
+        return self.mlp(h).float().softmax(dim=-1)
+
+
+class MoA(nn.Module):
+    """Shared Adapter_0 plus N domain adapters (one bank; expert 0 is Adapter_0, always weighted 1) and a router."""
+
+    def __init__(self, dim: int, n: int, cfg: MoAClipConfig) -> None:
+        super().__init__()
+        self.adapters = AdapterBank(n + 1, dim, cfg.adapter_dim)
+        self.router = Router(dim, cfg.router_hidden, n, cfg.router_input)
+        self.fixed_alpha: Tensor | None = None  # (B, N), set by the detector in step 1 (router off)
+
+    def forward(self, h: Tensor) -> Tensor:
+        """h (B, T, D) -> Adapter_0(h) + sum_k alpha_k Adapter_k(h), (B, T, D)."""
+        alpha = self.fixed_alpha.unsqueeze(1) if self.fixed_alpha is not None else self.router(h)  # (B, 1 or T, N)
+        weights = torch.cat([torch.ones_like(alpha[..., :1]), alpha], dim=-1)  # (B, 1 or T, N + 1)
+        return self.adapters(h, weights)
+
+
+class MoABlock(nn.Module):
+    """An open_clip `ResidualAttentionBlock` with a MoA module parallel to its FFN.
+
+    Keeps the block's call signature (`blk(x, attn_mask=...)`, and `checkpoint(blk, x, None, None, mask)`) and its
+    submodule names, so the tower's own weights keep their state-dict keys (resblocks.<i>.ln_1.weight, ...).
+    """
+
+    def __init__(self, block: nn.Module, moa: MoA, adapter_input: str) -> None:
+        super().__init__()
+        if type(block) is not ResidualAttentionBlock or hasattr(block, "ln_1_kv"):
+            raise BenchError(f"MoA-CLIP wraps open_clip's self-attention ResidualAttentionBlock, got {type(block).__name__}; "
+                             "choose a plain CLIP ViT arch (no qk_norm / custom blocks)", "detector.backbone.arch")
+        self.ln_1, self.attn, self.ls_1 = block.ln_1, block.attn, block.ls_1
+        self.ln_2, self.mlp, self.ls_2 = block.ln_2, block.mlp, block.ls_2
+        self.moa = moa
+        self.adapter_input = adapter_input
+        self.record_attention: str | None = None  # None | "mean" | "heads": keep attention probabilities
+        self.attention: Tensor | None = None  # (B, T, T) or (B, H, T, T), from the last recorded forward
+
+    def forward(self, q_x: Tensor, k_x: Tensor | None = None, v_x: Tensor | None = None,
+                attn_mask: Tensor | None = None) -> Tensor:
+        if k_x is not None or v_x is not None:
+            raise ValueError("MoABlock is self-attention only")
+        h = self.ln_1(q_x)  # (B, T, D)
+        mask = attn_mask.to(h.dtype) if attn_mask is not None else None
+        record = self.record_attention is not None
+        # need_weights=True takes the non-fused path; only asked for when L_att needs the probabilities
+        out, probs = self.attn(h, h, h, need_weights=record, average_attn_weights=self.record_attention == "mean",
+                               attn_mask=mask)
+        self.attention = probs if record else None
+        x = q_x + self.ls_1(out)
+        ffn_in = self.ln_2(x)
+        h_in = ffn_in if self.adapter_input == "ffn_input" else x
+        return x + self.ls_2(self.mlp(ffn_in)) + self.moa(h_in)  # Eq. 6
+
+
+class MoAClip(Detector):
+    name = "moa_clip"
+    description = "frozen CLIP ViT + dynamic Mixture-of-Adapters (two-phase)"
+    config_class = MoAClipConfig
+    recipe = {"optimizer": "adamw", "lr": 5e-4, "weight_decay": 0.01, "scheduler": "cosine", "warmup_steps": 500,
+              "min_lr": 1e-6, "grad_clip": 1.0, "batch_size": 64, "epochs": 50, "sampler": "domain_balanced"}
+    # adapter_dim stays 128 at tiny scale, so the ablation tables pivot on the same values at both scales
+    tiny = {"backbone": {"arch": TINY_ARCH, "pretrained": None}, "input_size": 64, "router_hidden": 16,
+            "head_hidden": 16, "adapter_epochs": 2}
+
+    def __init__(self, cfg: MoAClipConfig, domains: Sequence[str]) -> None:
+        super().__init__(cfg, domains)
+        for key, allowed in _CHOICES.items():
+            if getattr(cfg, key) not in allowed:
+                raise BenchError(f"detector.{key}={getattr(cfg, key)!r}; choose one of {', '.join(allowed)}", f"detector.{key}")
+        n = len(self.domains)
+        if n < 1:
+            raise BenchError("MoA-CLIP needs at least one training domain", "protocol.train.domains")
+        tower = build_image_tower(cfg.backbone, key="detector.backbone")
+        if cfg.input_size != tower.image_size:
+            raise BenchError(f"detector.input_size={cfg.input_size} but {tower.arch} takes {tower.image_size}",
+                             "detector.input_size")
+        self.arch, self.weights, self.image_size = tower.arch, tower.weights, tower.image_size
+        self.mean, self.std = tower.mean, tower.std  # preprocessing follows the weights (bench.openclip)
+        self.visual = freeze(tower.visual)
+        blocks = resblocks(self.visual)
+        for i, blk in enumerate(blocks):
+            blocks[i] = MoABlock(blk, MoA(tower.width, n, cfg), cfg.adapter_input)  # MoA params are trainable
+        self.moas = [b.moa for b in blocks]  # plain list: no second registration of the same modules
+        try:
+            self.att_blocks = [blocks[i] for i in cfg.att_layers]
+        except IndexError:
+            raise BenchError(f"detector.att_layers={list(cfg.att_layers)} outside the {len(blocks)} blocks",
+                             "detector.att_layers") from None
+        self.head = nn.Sequential(nn.Linear(tower.embed_dim, cfg.head_hidden), nn.GELU(), nn.Linear(cfg.head_hidden, 2))
+        # L_cac's EMA prototypes (Eq. 9), one per domain, saved with the model
+        self.register_buffer("prototypes", torch.zeros(n, tower.embed_dim))
+        self.register_buffer("prototype_ready", torch.zeros(n, dtype=torch.bool))
+        self.phase = ADAPTERS
+
+    # ---- parameters and phases ----------------------------------------------------------------------------
+    def adapter_parameters(self) -> list[nn.Parameter]:
+        return [p for m in self.moas for p in m.adapters.parameters()]
+
+    def router_parameters(self) -> list[nn.Parameter]:
+        return [p for m in self.moas for p in m.router.parameters()]
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Adapters, routers and head: one optimiser for both steps (frozen-phase params get no grad, AdamW skips them)."""
+        return [*self.adapter_parameters(), *self.router_parameters(), *self.head.parameters()]
+
+    def phase_at(self, epoch: int, step: int) -> str:
+        c = self.cfg
+        if c.schedule == "sequential":
+            return ADAPTERS if epoch < c.adapter_epochs else ROUTER
+        tick = step if c.schedule == "iteration" else epoch
+        return ADAPTERS if (tick // max(1, c.phase_period)) % 2 == 0 else ROUTER
+
+    def training_phase(self, epoch: int, step: int) -> str:
+        self.phase = self.phase_at(epoch, step)
+        for p in self.adapter_parameters():
+            p.requires_grad_(self.phase == ADAPTERS)
+        for p in self.router_parameters():
+            p.requires_grad_(self.phase == ROUTER)
+        return self.phase
+
+    def train(self, mode: bool = True) -> MoAClip:
+        super().train(mode)
+        self.visual.eval()  # the frozen tower stays in eval mode (MoA modules have no train-time behaviour)
+        return self
+
+    # ---- forward --------------------------------------------------------------------------------------------
+    @contextmanager
+    def _routing(self, fixed_alpha: Tensor | None, record: str | None) -> Iterator[None]:
+        """Route with one-hot alphas (step 1) or the router (None), optionally recording attention maps."""
+        for m in self.moas:
+            m.fixed_alpha = fixed_alpha
+        for b in self.att_blocks:
+            b.record_attention = record
+        try:
+            yield
+        finally:
+            for m in self.moas:
+                m.fixed_alpha = None
+            for b in self.att_blocks:
+                b.record_attention = None
+                b.attention = None
+
+    def embed(self, images: Tensor) -> Tensor:
+        """f(x): (B, 3, S, S) -> (B, embed_dim), routed by the routers (Eq. 6)."""
+        return self.visual(images)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.head(self.visual(images))  # (B, 2)
+
+    def betas(self) -> dict[str, float]:
+        c = self.cfg
+        b = {"cls": c.beta_cls, "att": c.beta_att, "cac": c.beta_cac, "sim": c.beta_sim}
+        if c.ablate != "none":
+            b[c.ablate] = 0.0
+        return b
+
+    def training_loss(self, batch: Batch) -> LossOutput:
+        beta, domains, n = self.betas(), batch.domains, len(self.domains)
+        if bool(((domains < 0) | (domains >= n)).any()):
+            raise BenchError(f"training batch has domain ids outside 0..{n - 1}", "protocol.real_domain")
+        fixed = F.one_hot(domains, n).float() if self.phase == ADAPTERS else None  # (B, N) or router
+        record = ("mean" if self.cfg.att_head_mean else "heads") if beta["att"] > 0 and self.training else None
+        with self._routing(fixed, record):
+            f = self.visual(batch.images)  # (B, E)
+            maps = [b.attention for b in self.att_blocks] if record else []
+        logits = self.head(f)  # (B, 2)
+        f = F.normalize(f.float(), dim=-1) if self.cfg.feature_norm else f.float()
+
+        terms = {"cls": F.cross_entropy(logits.float(), batch.labels)}
+        if maps:
+            terms["att"] = torch.stack([attention_alignment_loss(a.float(), domains) for a in maps]).mean()
+        if beta["cac"] > 0:
+            terms["cac"] = cached_domain_loss(f, domains, self.prototypes, self.prototype_ready)
+            if self.training:  # after the loss: it compares with the previous prototypes
+                ema_update_(self.prototypes, self.prototype_ready, f, domains, self.cfg.cac_rate)
+        if beta["sim"] > 0:
+            terms["sim"] = similarity_loss(f, domains, batch.labels if self.cfg.sim_pairs == "same_label" else None)
+        total = sum(beta[k] * v for k, v in terms.items())
+        return LossOutput(total=total, logits=logits, terms={k: v.detach() for k, v in terms.items()})
+
+    def describe(self) -> dict[str, Any]:
+        n_adapt = sum(p.numel() for p in self.adapter_parameters())
+        n_route = sum(p.numel() for p in self.router_parameters())
+        return {**super().describe(), "arch": self.arch, "weights": self.weights,
+                "n_domain_adapters": len(self.domains), "params_adapters": n_adapt, "params_router": n_route}
+
+    # ---- data -----------------------------------------------------------------------------------------------
+    def train_transform(self) -> Transform:
+        return build_transform(self.image_size, self.mean, self.std, self.cfg.augment)
+
+    def eval_transform(self) -> Transform:
+        return build_transform(self.image_size, self.mean, self.std, None)
