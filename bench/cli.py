@@ -78,10 +78,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     elif what == "protocols":
         from bench.compose import compose_config, group_options
 
+        providers = {n.name: n.dist for n in plugins.configs if n.group == "protocol"}
         rows = []
         for name in group_options("protocol"):
             p = compose_config("config", [f"protocol={name}"]).protocol
-            rows.append([name, p.version, p.description, "forgerybench" if name in _builtin_protocols() else "plugin"])
+            rows.append([name, p.version, p.description, providers.get(name, "forgerybench")])
         print(tabulate(rows, headers=["name", "version", "description", "provided by"]))
     elif what == "plugins":
         rows = {}
@@ -98,12 +99,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 
         print(list_tables())
     return 0
-
-
-def _builtin_protocols() -> set[str]:
-    from importlib.resources import files
-
-    return {p.name.removesuffix(".yaml") for p in files("bench.conf").joinpath("protocol").iterdir() if p.name.endswith(".yaml")}
 
 
 def _prepare_config(overrides: list[str]):

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import scipy.fft
 import torch
-from omegaconf import OmegaConf
 from timm.models.xception import Xception as TimmXception
 
 from bench.config import TrainerConfig
@@ -26,10 +25,11 @@ from bench.detectors.xception import XceptionNet
 from bench.errors import BenchError
 from bench.records import Batch
 
+import tiny
+
 
 def tiny_cfg(**overrides) -> F3NetConfig:
-    """The class's own `tiny` overrides merged like `scale=tiny` does, plus the test's."""
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(F3NetConfig()), F3Net.tiny, overrides))
+    return tiny.tiny_cfg(F3Net, **overrides)
 
 
 def make_model(seed: int = 0, **overrides) -> F3Net:
@@ -38,13 +38,7 @@ def make_model(seed: int = 0, **overrides) -> F3Net:
 
 
 def make_batch(size: int = 8, seed: int = 0) -> Batch:
-    """Reals are smooth, fakes carry high-frequency noise."""
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.arange(size) % 2
-    smooth = torch.nn.functional.interpolate(torch.randn(size, 3, 8, 8, generator=g), size=64, mode="bilinear")
-    images = (smooth + labels.view(-1, 1, 1, 1) * torch.randn(size, 3, 64, 64, generator=g)).clamp(-1, 1)
-    zeros = torch.zeros(size, dtype=torch.long)
-    return Batch(images=images, labels=labels, domains=zeros, index=torch.arange(size))
+    return tiny.learnable_batch(size, seed)
 
 
 # ---- frequency building blocks -------------------------------------------------------------------------

@@ -44,6 +44,10 @@ def test_list_shows_the_plugin_detector_and_its_distribution(plugin_site, tmp_pa
     assert "bench-toy-plugin" in line
     res = run_bench(plugin_site, "list", "plugins", cwd=tmp_path)
     assert "bench-toy-plugin" in res.stdout and "detector:toy_color" in res.stdout
+    assert "config:protocol/toy_blend_only" in res.stdout
+    res = run_bench(plugin_site, "list", "protocols", cwd=tmp_path)
+    line = next(line for line in res.stdout.splitlines() if line.startswith("toy_blend_only"))
+    assert "bench-toy-plugin" in line
 
 
 def test_bench_run_trains_the_plugin_detector(plugin_site, tmp_path):

@@ -8,7 +8,6 @@ import urllib.error
 import pytest
 import timm
 import torch
-from omegaconf import OmegaConf
 from timm.models.xception import Xception as TimmXception
 
 from bench.config import TrainerConfig
@@ -16,10 +15,11 @@ from bench.detectors.xception import Xception, XceptionConfig, XceptionNet
 from bench.errors import BenchError
 from bench.records import Batch
 
+import tiny
+
 
 def tiny_cfg(**overrides) -> XceptionConfig:
-    """The class's own `tiny` overrides merged like `scale=tiny` does, plus the test's."""
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(XceptionConfig()), Xception.tiny, overrides))
+    return tiny.tiny_cfg(Xception, **overrides)
 
 
 def make_model(seed: int = 0, **overrides) -> Xception:
@@ -28,13 +28,7 @@ def make_model(seed: int = 0, **overrides) -> Xception:
 
 
 def make_batch(size: int = 8, seed: int = 0) -> Batch:
-    """Reals are smooth, fakes carry high-frequency noise."""
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.arange(size) % 2
-    smooth = torch.nn.functional.interpolate(torch.randn(size, 3, 8, 8, generator=g), size=64, mode="bilinear")
-    images = smooth + labels.view(-1, 1, 1, 1) * torch.randn(size, 3, 64, 64, generator=g)  # (B, 3, 64, 64)
-    zeros = torch.zeros(size, dtype=torch.long)
-    return Batch(images=images, labels=labels, domains=zeros, index=torch.arange(size))
+    return tiny.learnable_batch(size, seed)
 
 
 def test_tiny_trains_every_parameter_and_loss_decreases():

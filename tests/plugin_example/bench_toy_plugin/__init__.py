@@ -45,3 +45,14 @@ class ToyColor(Detector):
 @bench.hookimpl
 def bench_register_detectors(register) -> None:
     register("toy_color", ToyColor, "example plugin detector: colour and high-pass statistics + MLP")
+
+
+@bench.hookimpl
+def bench_register_configs(store) -> None:
+    from bench.config import ProtocolConfig, SplitSpec
+
+    store("protocol", "toy_blend_only", ProtocolConfig(
+        name="toy_blend_only", version=1, scale="tiny",
+        description="example plugin protocol: train on the synthetic blend family, test on warp",
+        train=SplitSpec(dataset="synthetic", split="train", domains=["blend"]),
+        test={"warp": SplitSpec(dataset="synthetic", domains=["warp"])}))
