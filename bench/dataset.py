@@ -93,8 +93,8 @@ class DatasetAdapter(ABC):
 
 def load_image(sample: Sample) -> np.ndarray:
     """The sample's pixels as (H, W, 3) uint8."""
-    if sample.array is not None:
-        return sample.array
+    if sample.array is not None:  # a read-only (cached, memory-mapped) array is copied: torch needs writable memory
+        return sample.array if sample.array.flags.writeable else sample.array.copy()
     from PIL import Image
 
     with Image.open(sample.path) as im:
