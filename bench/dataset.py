@@ -46,7 +46,7 @@ class DatasetAdapter(ABC):
         """`cfg`: the config dataclass, an OmegaConf node (as Hydra composes it) or None (all defaults); it is stored
         as `config_class` with `${oc.env:...}` defaults resolved. `cache_dir`: a writable folder for this dataset's
         derived files (prepared crops, generated images)."""
-        schema = OmegaConf.structured(self.config_class)
+        schema = OmegaConf.merge(OmegaConf.structured(self.config_class), {"name": self.name})
         self.cfg = OmegaConf.to_object(OmegaConf.merge(schema, cfg) if cfg is not None else schema)
         self.cache_dir = Path(cache_dir)
 
