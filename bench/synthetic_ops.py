@@ -25,7 +25,8 @@ def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
     """One JPEG round trip (4:2:0 chroma, libjpeg's standard tables), grid anchored at the top-left pixel."""
     u8 = np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
     ok, buf = cv2.imencode(".jpg", u8[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality)])  # OpenCV wants BGR
-    assert ok, "JPEG encoding failed"
+    if not ok:
+        raise RuntimeError(f"OpenCV could not JPEG-encode a {u8.shape} image")
     return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / 255.0
 
 
@@ -43,7 +44,8 @@ def power_law_noise(rng: Rng, h: int, w: int, beta: float) -> np.ndarray:
     return (noise / (noise.std() + 1e-12)).astype(np.float32)
 
 
-def ellipse_coords(h: int, w: int, cy: float, cx: float, ry: float, rx: float, angle: float) -> tuple[np.ndarray, np.ndarray]:
+def ellipse_coords(h: int, w: int, cy: float, cx: float, ry: float, rx: float,
+                   angle: float) -> tuple[np.ndarray, np.ndarray]:
     """Pixel coordinates in an ellipse's own frame (centre and radii in pixels): the boundary is hypot(u, v) = 1."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     c, s = np.cos(angle), np.sin(angle)
@@ -77,7 +79,8 @@ def resample(img: np.ndarray, factor: float) -> np.ndarray:
 def procedural_scene(rng: Rng, size: int) -> np.ndarray:
     """A face-like scene: 1/f textured, smoothly shaded background; a shaded skin ellipse with hair, eyes, mouth."""
     yy, xx = (np.mgrid[0:size, 0:size].astype(np.float32) + 0.5) / size
-    bg = rng.uniform(0.15, 0.85, 3) + 0.12 * power_law_noise(rng, size, size, rng.uniform(0.9, 1.4))[..., None] * rng.uniform(0.4, 1.0, 3)
+    texture = power_law_noise(rng, size, size, rng.uniform(0.9, 1.4))[..., None] * rng.uniform(0.4, 1.0, 3)
+    bg = rng.uniform(0.15, 0.85, 3) + 0.12 * texture
     bg += 0.03 * np.stack([power_law_noise(rng, size, size, 1.0) for _ in range(3)], -1)
     theta = rng.uniform(0, 2 * np.pi)
     img = bg * (1 + 0.3 * (np.cos(theta) * (xx - 0.5) + np.sin(theta) * (yy - 0.5)))[..., None]
@@ -113,8 +116,9 @@ def _paint(img: np.ndarray, mask: np.ndarray, colour: np.ndarray) -> np.ndarray:
     return img * (1 - mask[..., None]) + colour * mask[..., None]
 
 
-PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry",  # colour
-          "camera", "coins", "grass", "gravel", "brick", "moon")  # greyscale: tinted at random
+COLOUR_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry")
+GREY_PHOTOS = ("camera", "coins", "grass", "gravel", "brick", "moon")  # tinted at random
+PHOTOS = COLOUR_PHOTOS + GREY_PHOTOS
 # Each split crops a disjoint part of every photograph (fractions y0, y1, x0, x1), so no pixel is shared across splits.
 SPLIT_REGIONS = {"train": (0.0, 1.0, 0.0, 0.6), "val": (0.0, 0.5, 0.6, 1.0), "test": (0.5, 1.0, 0.6, 1.0)}
 
@@ -142,7 +146,7 @@ def photo_crop(rng: Rng, size: int, split: str) -> np.ndarray:
     crop = cv2.resize(photo[top:top + side, left:left + side], (size, size), interpolation=cv2.INTER_AREA)
     if rng.random() < 0.5:
         crop = crop[:, ::-1]
-    gains = rng.uniform(0.7, 1.1, 3) if name in PHOTOS[5:] else rng.uniform(0.85, 1.15, 3)
+    gains = rng.uniform(0.7, 1.1, 3) if name in GREY_PHOTOS else rng.uniform(0.85, 1.15, 3)
     return np.clip(crop ** rng.uniform(0.8, 1.25) * gains, 0, 1).astype(np.float32)
 
 
@@ -155,10 +159,11 @@ def blend(img: np.ndarray, rng: Rng, strength: float) -> tuple[np.ndarray, np.nd
     mask = face_mask(rng, h, w, edge=rng.uniform(0.05, 0.3))
     c = 0.2 * strength
     other = img * rng.uniform(1 - c, 1 + c, 3) + rng.uniform(-c / 2, c / 2, 3)
-    other = resample(other, 1 - 0.5 * strength * rng.uniform(0.5, 1.0))
+    other = resample(other, 1 / (1 + strength * rng.uniform(0.5, 1.0)))
     affine = cv2.getRotationMatrix2D((w / 2, h / 2), 0.0, 1 + rng.uniform(-0.05, 0.05) * strength)
     affine[:, 2] += rng.uniform(-2, 2, 2) * strength
-    other = cv2.warpAffine(other.astype(np.float32), affine, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    other = cv2.warpAffine(other.astype(np.float32), affine, (w, h), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REFLECT)
     out = img * (1 - mask[..., None]) + other * mask[..., None]
     return np.clip(out, 0, 1).astype(np.float32), mask
 
@@ -169,14 +174,14 @@ def gan_upsample(img: np.ndarray, rng: Rng, strength: float) -> tuple[np.ndarray
     h, w = img.shape[:2]
     low = cv2.resize(img, (w // 2, h // 2), interpolation=cv2.INTER_AREA)  # (H/2, W/2, 3)
     # Kernel [a, b, a] after zero insertion: even outputs get gain b, odd ones 2a; b = 2a = 1 is linear interpolation.
-    uneven = 0.15 * strength * rng.uniform(0.5, 1.0) * rng.choice([-1.0, 1.0])
+    uneven = 0.03 * strength * rng.uniform(0.5, 1.0) * rng.choice([-1.0, 1.0])
     k1 = np.array([0.5 * (1 - uneven), 1 + uneven, 0.5 * (1 - uneven)], np.float32)
     zeros = np.zeros((h, w, 3), np.float32)
     zeros[::2, ::2] = low
     up = cv2.sepFilter2D(zeros, -1, k1, k1, borderType=cv2.BORDER_REFLECT)  # (H, W, 3)
     smooth = cv2.sepFilter2D(zeros, -1, np.array([0.5, 1, 0.5], np.float32), np.array([0.5, 1, 0.5], np.float32),
                              borderType=cv2.BORDER_REFLECT)
-    detail = (1 - strength * rng.uniform(0.3, 0.7)) * (img - smooth)  # the generator re-synthesises some detail
+    detail = (1 - 0.25 * strength * rng.uniform(0.5, 1.0)) * (img - smooth)  # the generator re-synthesises some detail
     return np.clip(up + detail, 0, 1).astype(np.float32), np.ones((h, w), np.float32)
 
 
@@ -184,13 +189,14 @@ def diffusion(img: np.ndarray, rng: Rng, strength: float) -> tuple[np.ndarray, n
     """Keep the low band of the spectrum; replace the high band with power-law noise of somewhat lower energy."""
     h, w = img.shape[:2]
     f = np.hypot(np.fft.fftfreq(h)[:, None], np.fft.rfftfreq(w)[None, :])  # cycles / pixel, up to ~0.71
-    cutoff = (0.35 - 0.2 * strength) * rng.uniform(0.85, 1.15)
+    cutoff = (0.35 - 0.12 * strength) * rng.uniform(0.85, 1.15)
     low = np.clip((cutoff * 1.3 - f) / (0.6 * cutoff), 0, 1)[..., None]  # 1 below 0.7 cutoff, 0 above 1.3 cutoff
     spec = np.fft.rfft2(img, axes=(0, 1))  # (H, W/2+1, 3)
-    noise = np.fft.rfft2(power_law_noise(rng, h, w, rng.uniform(0.6, 1.2)))[..., None]  # one noise field: luminance-like
+    noise = np.fft.rfft2(power_law_noise(rng, h, w, rng.uniform(0.6, 1.2)))[..., None]  # one field for all channels
     high_energy = np.sqrt((np.abs(spec * (1 - low)) ** 2).sum((0, 1)))  # per channel
     noise_energy = np.sqrt((np.abs(noise * (1 - low)) ** 2).sum((0, 1))) + 1e-12
-    gain = (1 - strength * rng.uniform(0.3, 0.9)) * high_energy / noise_energy  # generators under-produce the high band
+    # generators under-produce the high band: re-synthesised with less energy than the frame had
+    gain = np.exp(-strength * rng.uniform(0.18, 0.8)) * high_energy / noise_energy
     out = np.fft.irfft2(spec * low + noise * gain * (1 - low), s=(h, w), axes=(0, 1))
     return np.clip(out, 0, 1).astype(np.float32), np.ones((h, w), np.float32)
 
@@ -206,7 +212,7 @@ def warp(img: np.ndarray, rng: Rng, strength: float) -> tuple[np.ndarray, np.nda
     field *= 3 * strength / (np.abs(field).max() + 1e-12)  # (H, W, 2), up to 3 px at strength 1
     dx = ((xx - w / 2) * (1 / zoom - 1) + field[..., 0]) * mask  # zero outside the mask
     dy = ((yy - h / 2) * (1 / zoom - 1) + field[..., 1]) * mask
-    render = resample(img, 1 - 0.5 * strength * rng.uniform(0.5, 1.0))
+    render = resample(img, 1 / (1 + strength * rng.uniform(0.5, 1.0)))
     out = cv2.remap(render, xx + dx, yy + dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     soft = np.clip(2 * mask, 0, 1)[..., None]  # the render is pasted back over the mask's inner half
     return np.clip(img * (1 - soft) + out * soft, 0, 1).astype(np.float32), (mask > 0).astype(np.float32)
@@ -215,10 +221,11 @@ def warp(img: np.ndarray, rng: Rng, strength: float) -> tuple[np.ndarray, np.nda
 def double_jpeg(img: np.ndarray, rng: Rng, strength: float) -> tuple[np.ndarray, np.ndarray]:
     """A first, lower-quality JPEG whose 8x8 grid is shifted against the image's (the final save is the second)."""
     h, w = img.shape[:2]
-    quality = int(round(rng.uniform(90, 98) - 50 * strength))
+    quality = int(np.clip(round(rng.uniform(90, 98) - 55 * strength), 10, 100))
     dy, dx = rng.integers(0, 8, 2)
     padded = np.pad(img, ((8, 0), (8, 0), (0, 0)), mode="reflect")[8 - dy:, 8 - dx:]  # grid origin dy, dx up-left
     return jpeg(padded, quality)[dy:, dx:], np.ones((h, w), np.float32)
 
 
-FAMILIES = {"blend": blend, "gan_upsample": gan_upsample, "diffusion": diffusion, "warp": warp, "double_jpeg": double_jpeg}
+FAMILIES = {"blend": blend, "gan_upsample": gan_upsample, "diffusion": diffusion, "warp": warp,
+            "double_jpeg": double_jpeg}  # domain name -> forgery; the order is the order of `domains()`
