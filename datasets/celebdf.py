@@ -23,7 +23,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from bench.dataset import DatasetConfig, VideoDatasetAdapter, VideoRecord
 from bench.datasets._common import (check_fraction, check_split, env_root, mp4s, raise_if_missing, require_dir,
@@ -59,10 +58,7 @@ class CelebDF(VideoDatasetAdapter):
     """Shared reader; the registered datasets are the two subclasses below."""
 
     config_class = CelebDFConfig
-
-    def __init__(self, cfg: Any, cache_dir: str | Path) -> None:
-        super().__init__(cfg, cache_dir)
-        self.cfg: CelebDFConfig
+    cfg: CelebDFConfig  # built and env-resolved by the base class from config_class
 
     def domains(self) -> list[str]:
         return [FAKE_FOLDER]

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 from bench.dataset import DatasetConfig, VideoDatasetAdapter, VideoRecord
 from bench.datasets._common import (COMPRESSIONS, check_fraction, check_split, env_root, hash_unit, mp4s, require_dir)
@@ -53,9 +51,7 @@ class DFD(VideoDatasetAdapter):
     config_class = DFDConfig
     root_env = "BENCH_DFD_ROOT"
 
-    def __init__(self, cfg: Any, cache_dir: str | Path) -> None:
-        super().__init__(cfg, cache_dir)
-        self.cfg: DFDConfig
+    cfg: DFDConfig  # built and env-resolved by the base class from config_class
 
     def domains(self) -> list[str]:
         return [DOMAIN]

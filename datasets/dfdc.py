@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from bench.dataset import DatasetConfig, VideoDatasetAdapter, VideoRecord
 from bench.datasets._common import (check_fraction, check_split, env_root, raise_if_missing, read_json, train_or_val)
@@ -50,9 +49,7 @@ class DFDC(VideoDatasetAdapter):
     config_class = DFDCConfig
     root_env = "BENCH_DFDC_ROOT"
 
-    def __init__(self, cfg: Any, cache_dir: str | Path) -> None:
-        super().__init__(cfg, cache_dir)
-        self.cfg: DFDCConfig
+    cfg: DFDCConfig  # built and env-resolved by the base class from config_class
 
     def domains(self) -> list[str]:
         return [DOMAIN]

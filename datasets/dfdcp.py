@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from bench.dataset import DatasetConfig, VideoDatasetAdapter, VideoRecord
 from bench.datasets._common import (check_fraction, check_split, env_root, raise_if_missing, read_json, train_or_val)
@@ -49,9 +48,7 @@ class DFDCP(VideoDatasetAdapter):
     config_class = DFDCPConfig
     root_env = "BENCH_DFDCP_ROOT"
 
-    def __init__(self, cfg: Any, cache_dir: str | Path) -> None:
-        super().__init__(cfg, cache_dir)
-        self.cfg: DFDCPConfig
+    cfg: DFDCPConfig  # built and env-resolved by the base class from config_class
 
     def domains(self) -> list[str]:
         return list(METHODS)

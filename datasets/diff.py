@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from bench.dataset import DatasetAdapter, DatasetConfig
 from bench.datasets._common import check_split, env_root
@@ -50,9 +49,7 @@ class DiFF(DatasetAdapter):
     config_class = DiFFConfig
     root_env = "BENCH_DIFF_ROOT"
 
-    def __init__(self, cfg: Any, cache_dir: str | Path) -> None:
-        super().__init__(cfg, cache_dir)
-        self.cfg: DiFFConfig
+    cfg: DiFFConfig  # built and env-resolved by the base class from config_class
 
     def domains(self) -> list[str]:
         return list(dict.fromkeys(d for d in self.cfg.subsets.values() if d and d != REAL_DOMAIN))

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from bench.dataset import SPLITS, DatasetConfig, VideoDatasetAdapter, VideoRecord
 from bench.datasets._common import COMPRESSIONS, check_split, env_root, raise_if_missing, read_json
@@ -50,9 +49,7 @@ class FFpp(VideoDatasetAdapter):
     config_class = FFppConfig
     root_env = "BENCH_FFPP_ROOT"
 
-    def __init__(self, cfg: Any, cache_dir: str | Path) -> None:
-        super().__init__(cfg, cache_dir)
-        self.cfg: FFppConfig
+    cfg: FFppConfig  # built and env-resolved by the base class from config_class
 
     def domains(self) -> list[str]:
         return list(self._methods())
