@@ -1,6 +1,7 @@
 """Checkpoints: everything a resume needs, saved with torch.save and loaded weights-only.
 
-Contents: model state (incl. detector buffers such as MoA-CLIP's prototypes), optimiser, scheduler, epoch, global
+Contents: model state (incl. detector buffers such as MoA-CLIP's prototypes; a frozen pretrained backbone is
+rebuilt from the config and stored only as a fingerprint, see `Detector.frozen_keys`), optimiser, scheduler, epoch, global
 step, best validation score, and the python/numpy/torch RNG states. Only tensors and plain containers are
 stored, so `torch.load(..., weights_only=True)` can read it: no pickled code runs on load.
 """
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench.detector import Detector
 from bench.errors import BenchError
 
 
@@ -52,10 +54,26 @@ def _as_tuple(x: Any) -> Any:
     return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
 
 
-def save(path: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, state: TrainState) -> None:
+def fingerprint(tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+    """A cheap signature of weights that are not saved: per-tensor sums and sums of squares, in key order."""
+    if not tensors:
+        return torch.zeros(0, dtype=torch.float64)
+    return torch.stack([torch.stack([t.double().sum(), t.double().square().sum()]) for _, t in sorted(tensors.items())]).flatten()
+
+
+def split_state(model: Detector) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(saved, frozen) parts of the model's state dict; frozen = `model.frozen_keys()`, rebuilt from the config."""
+    frozen_keys = model.frozen_keys()
+    state = model.state_dict()
+    return ({k: v for k, v in state.items() if k not in frozen_keys}, {k: v for k, v in state.items() if k in frozen_keys})
+
+
+def save(path: Path, *, model: Detector, optimizer: torch.optim.Optimizer, scheduler: Any, state: TrainState) -> None:
     """Atomic save (temp file + rename): a kill never leaves a truncated checkpoint."""
+    saved, frozen = split_state(model)
     payload = {
-        "model": model.state_dict(),
+        "model": saved,
+        "frozen_fingerprint": fingerprint(frozen),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "train_state": vars(state).copy(),
@@ -73,9 +91,16 @@ def load(path: str | Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def restore(payload: dict[str, Any], *, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,
+def restore(payload: dict[str, Any], *, model: Detector, optimizer: torch.optim.Optimizer | None = None,
             scheduler: Any = None) -> TrainState:
-    model.load_state_dict(payload["model"])
+    _, frozen = split_state(model)
+    if not torch.allclose(fingerprint(frozen), payload["frozen_fingerprint"], rtol=1e-6, atol=1e-6):
+        raise BenchError("the checkpoint was trained on other frozen backbone weights than this config builds; "
+                         "use the run's own config (its config.yaml)", key="detector")
+    missing, unexpected = model.load_state_dict(payload["model"], strict=False)
+    if set(missing) != set(frozen) or unexpected:
+        raise BenchError(f"checkpoint does not fit the model: missing {sorted(set(missing) - set(frozen))[:5]}, "
+                         f"unexpected {sorted(unexpected)[:5]}", key="trainer.resume")
     if optimizer is not None:
         optimizer.load_state_dict(payload["optimizer"])
     if scheduler is not None:

@@ -81,6 +81,14 @@ class Detector(nn.Module, ABC):
         loss = F.cross_entropy(logits.float(), batch.labels)
         return LossOutput(total=loss, logits=logits, terms={"cls": loss.detach()})
 
+    def frozen_keys(self) -> set[str]:
+        """State-dict keys rebuilt identically from the config (a frozen pretrained backbone).
+
+        Checkpoints skip them and keep only a fingerprint, so a run with a frozen ViT-L does not write its 1 GB
+        of unchanged weights at every epoch. Default: none (everything is saved).
+        """
+        return set()
+
     def training_phase(self, epoch: int, step: int) -> str | None:
         """Called before every optimisation step (`step` counts from 0 over the whole run).
 

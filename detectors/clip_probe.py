@@ -115,6 +115,9 @@ class ClipProbe(Detector):
         self.cache_hits += len(keys) - len(todo)
         return torch.stack([self.feature_cache[k] for k in keys])
 
+    def frozen_keys(self) -> set[str]:
+        return {k for k in self.state_dict() if k.startswith("backbone.")}  # the frozen tower: rebuilt from the config
+
     def describe(self) -> dict[str, Any]:
         t = self.tower_info
         return {

@@ -320,6 +320,10 @@ class MoAClip(Detector):
         total = sum(beta[k] * v for k, v in terms.items())
         return LossOutput(total=total, logits=logits, terms={k: v.detach() for k, v in terms.items()})
 
+    def frozen_keys(self) -> set[str]:
+        # the CLIP tower is frozen and rebuilt from the config; the MoA modules inside its blocks are not
+        return {k for k in self.state_dict() if k.startswith("visual.") and ".moa." not in k}
+
     def describe(self) -> dict[str, Any]:
         n_adapt = sum(p.numel() for p in self.adapter_parameters())
         n_route = sum(p.numel() for p in self.router_parameters())

@@ -72,3 +72,27 @@ def test_frame_dataset_feeds_detector_transforms():
     s = Sample("t", "train", "real", 0, "t/real/0", 0, array=np.zeros((20, 30, 3), np.uint8))
     x, label, domain, index = FrameDataset([s], model.eval_transform())[0]
     assert x.shape == (3, model.cfg.input_size, model.cfg.input_size) and (label, domain, index) == (0, -1, 0)
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_checkpoint_skips_frozen_weights_and_restores_exactly(name, tmp_path):
+    from bench import checkpoint
+    from bench.errors import BenchError
+
+    torch.manual_seed(0)
+    model = build(name)
+    opt = torch.optim.Adam(model.trainable_parameters())
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+    checkpoint.save(tmp_path / "c.pt", model=model, optimizer=opt, scheduler=sched, state=checkpoint.TrainState(epoch=1))
+    payload = checkpoint.load(tmp_path / "c.pt")
+    assert not set(payload["model"]) & model.frozen_keys()  # frozen backbones are not written
+
+    torch.manual_seed(0)  # the runner seeds before building, so random frozen towers are rebuilt identically
+    clone = build(name)
+    assert checkpoint.restore(payload, model=clone).epoch == 1
+    x = batch_for(model, train=False).images
+    assert torch.allclose(model.eval().predict_proba(x), clone.eval().predict_proba(x), atol=1e-6)
+    if model.frozen_keys():
+        torch.manual_seed(1)  # other backbone weights than the checkpoint was trained on: refused
+        with pytest.raises(BenchError, match="other frozen backbone weights"):
+            checkpoint.restore(payload, model=build(name))
