@@ -7,6 +7,7 @@ The runner knows detectors and datasets only through their interfaces (`bench.de
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,8 +131,9 @@ def run(cfg: DictConfig) -> RunResult:
     scheduler = build_scheduler(optimizer, trainer, total_steps=max(1, trainer.epochs * steps_per_epoch))
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(c.paths.output).expanduser() / protocol.name / f"{stamp}-{c.detector.name}-{np.random.randint(1 << 16):04x}"
-    run_dir.mkdir(parents=True, exist_ok=True)
+    # uuid, not the seeded RNG: two runs started in the same second must not share a folder
+    run_dir = Path(c.paths.output).expanduser() / protocol.name / f"{stamp}-{c.detector.name}-{uuid.uuid4().hex[:6]}"
+    run_dir.mkdir(parents=True)
     resolved_yaml = OmegaConf.to_yaml(cfg, resolve=True)
     (run_dir / "config.yaml").write_text(resolved_yaml)
 
