@@ -130,10 +130,12 @@ def run(cfg: DictConfig) -> RunResult:
     optimizer = build_optimizer(model.trainable_parameters(), trainer)
     scheduler = build_scheduler(optimizer, trainer, total_steps=max(1, trainer.epochs * steps_per_epoch))
 
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    # uuid, not the seeded RNG: two runs started in the same second must not share a folder
-    run_dir = Path(c.paths.output).expanduser() / protocol.name / f"{stamp}-{c.detector.name}-{uuid.uuid4().hex[:6]}"
-    run_dir.mkdir(parents=True)
+    if trainer.resume:  # continue in the interrupted run's folder, where its best.pt is
+        run_dir = Path(trainer.resume).expanduser().parent
+    else:  # uuid, not the seeded RNG: two runs started in the same second must not share a folder
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run_dir = Path(c.paths.output).expanduser() / protocol.name / f"{stamp}-{c.detector.name}-{uuid.uuid4().hex[:6]}"
+        run_dir.mkdir(parents=True)
     resolved_yaml = OmegaConf.to_yaml(cfg, resolve=True)
     (run_dir / "config.yaml").write_text(resolved_yaml)
 

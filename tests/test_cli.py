@@ -72,9 +72,12 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path, monkeypatch):
     assert main(["run", *common, "trainer.epochs=2", "paths.output=straight"]) == 0
     assert main(["run", *common, "trainer.epochs=1", "paths.output=first"]) == 0
     first = next(Path("first").rglob("last.pt"))
-    assert main(["run", *common, "trainer.epochs=2", f"trainer.resume={first}", "paths.output=resumed"]) == 0
+    first_best = torch.load(first.parent / "best.pt", weights_only=True)["train_state"]
+    assert main(["run", *common, "trainer.epochs=2", f"trainer.resume={first}"]) == 0
     straight = torch.load(next(Path("straight").rglob("last.pt")), weights_only=True)
-    resumed = torch.load(next(Path("resumed").rglob("last.pt")), weights_only=True)
+    resumed = torch.load(first, weights_only=True)  # the resumed run continues in the same folder
+    best = torch.load(first.parent / "best.pt", weights_only=True)["train_state"]
+    assert best["best_epoch"] in (first_best["best_epoch"], 2)  # best.pt of epoch 1 survives unless epoch 2 beat it
     assert straight["train_state"]["step"] == resumed["train_state"]["step"] > 0
     for name, tensor in straight["model"].items():
         assert torch.equal(tensor, resumed["model"][name]), name
