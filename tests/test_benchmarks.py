@@ -1,0 +1,26 @@
+"""The benchmark scripts still run (tiny settings, CPU): they are tools, not timed tests, so only their output is checked."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def run_script(name: str, *args: str) -> str:
+    res = subprocess.run([sys.executable, str(BENCHMARKS / name), *args], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return res.stdout
+
+
+def test_moa_gpu_benchmark_smoke_mode_prints_its_ratios():
+    out = run_script("moa_gpu.py", "--smoke")
+    assert "inference frozen CLIP tower" in out and "ratio inference MoA-CLIP / frozen CLIP" in out
+
+
+def test_crop_loading_benchmark_measures_every_format():
+    out = run_script("crop_loading.py", "--images", "16", "--repeat", "1")
+    for fmt in ("png", "jpeg q95 (cv2: bench.dataset.load_image)", "raw .npy per crop"):
+        assert fmt in out
