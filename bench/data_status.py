@@ -11,7 +11,8 @@ import pandas as pd
 
 from bench.dataset import SPLITS, VideoDatasetAdapter
 from bench.errors import BenchError
-from bench.prepare import MANIFEST, OK, failures, prepare_config, read_manifest_meta, video_adapter
+from bench.manifest import MANIFEST, OK, failures, read_manifest_meta
+from bench.prepare import prepare_config, video_adapter
 
 
 def _error_text(err: Exception) -> str:

@@ -132,6 +132,6 @@ class VideoDatasetAdapter(DatasetAdapter):
         """Every video of `split` (real and fake), deterministic order."""
 
     def samples(self, split: str) -> list[Sample]:
-        from bench.prepare import prepared_samples  # the crop cache / manifest lives there
+        from bench.manifest import prepared_samples  # reads what `bench prepare` wrote
 
         return prepared_samples(self, split)

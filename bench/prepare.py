@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import logging
 import os
 import re
 import time
@@ -33,18 +32,13 @@ import numpy as np
 from bench.dataset import SPLITS, VideoDatasetAdapter, VideoRecord
 from bench.errors import BenchError
 from bench.faces import Box, FaceDetector, build_face_detector, crop_box, largest, square_crop
-from bench.records import Sample
+from bench.manifest import DECODE_ERROR, MANIFEST, META_KEY, NO_FACE, OK, failures, read_manifest_meta
 from bench.video import VideoDecodeError, VideoReader, even_indices
 
 if TYPE_CHECKING:  # pandas is imported where used: bench.config imports PrepareConfig from here on every command
     import pandas as pd
 
-log = logging.getLogger(__name__)
-
-OK, NO_FACE, DECODE_ERROR = "ok", "no_face", "decode_error"
-MANIFEST = "manifest.parquet"
 DONE = "done.json"
-META_KEY = b"forgerybench"  # parquet key-value metadata: settings and prepared splits
 FORMATS = ("jpg", "png")  # both are read by bench.dataset.load_image (PIL)
 
 
@@ -80,15 +74,6 @@ def video_dir(key: str) -> Path:
     if "/".join(parts) != key:
         parts[-1] += "_" + hashlib.sha1(key.encode()).hexdigest()[:8]
     return Path(*parts)
-
-
-def failures(frame: pd.DataFrame) -> str:
-    """'no_face 3 frames, 2 unreadable videos' for manifest rows (a frame -1 row is a video that could not be read)."""
-    counts = Counter(frame.status[(frame.status != OK) & (frame.frame >= 0)])
-    parts = [f"{k} {v} frame{'s' * (v != 1)}" for k, v in sorted(counts.items())]
-    if (videos := int((frame.frame < 0).sum())):
-        parts.append(f"{videos} unreadable video{'s' * (videos != 1)} ({DECODE_ERROR})")
-    return ", ".join(parts)
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -323,12 +308,6 @@ def manifest_frame(adapter: VideoDatasetAdapter, jobs: list[VideoJob], results: 
     return frame
 
 
-def read_manifest_meta(path: Path) -> dict[str, Any]:
-    import pyarrow.parquet as pq
-
-    return json.loads(pq.read_schema(path).metadata[META_KEY])
-
-
 def write_manifest(cache_dir: Path, frame: pd.DataFrame, cfg: PrepareConfig) -> Path:
     """Write the manifest of `cfg.splits`, keeping earlier-prepared other splits when their settings match."""
     import pandas as pd
@@ -352,33 +331,6 @@ def write_manifest(cache_dir: Path, frame: pd.DataFrame, cfg: PrepareConfig) -> 
     pq.write_table(table, buf)
     atomic_write(path, buf.getvalue().to_pybytes())
     return path
-
-
-# ---- reading prepared data -------------------------------------------------------------------------------------
-
-def _not_prepared(adapter: VideoDatasetAdapter, why: str) -> BenchError:
-    return BenchError(f"dataset {adapter.name!r} {why}: run `bench prepare dataset={adapter.name}` (prepared data is "
-                      f"cached under paths.cache, env BENCH_CACHE; here {adapter.cache_dir.parent})", key="paths.cache")
-
-
-def prepared_samples(adapter: VideoDatasetAdapter, split: str) -> list[Sample]:
-    """The ok frames of `split` from the dataset's manifest, in manifest order (per video, frames ascending)."""
-    import pandas as pd
-
-    path = adapter.cache_dir / MANIFEST
-    if not path.is_file():
-        raise _not_prepared(adapter, f"is not prepared (no {path})")
-    meta = read_manifest_meta(path)
-    if split not in meta["splits"]:
-        raise _not_prepared(adapter, f"has no prepared {split!r} split (prepared: {sorted(meta['splits'])}); "
-                                     f"add it with prepare.splits=[{split}]")
-    frame = pd.read_parquet(path, filters=[("split", "==", split)])
-    ok = frame[frame.status == OK]
-    if len(ok) < len(frame):
-        log.warning("%s/%s: %d prepared frames; not samples: %s [%s]", adapter.name, split, len(ok), failures(frame), path)
-    return [Sample(dataset=r.dataset, split=r.split, domain=r.domain, label=int(r.label), video=r.video, frame=int(r.frame),
-                   path=str(adapter.cache_dir / r.crop), source=r.source)
-            for r in ok.itertuples()]
 
 
 # ---- CLI entry points ------------------------------------------------------------------------------------------

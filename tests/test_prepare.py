@@ -17,8 +17,8 @@ from bench.errors import BenchError
 from bench.faces import HaarConfig, HaarFaceDetector, crop_box, largest, square_crop
 from bench.plugins import load_plugins
 from bench.data_status import data_status
-from bench.prepare import (DECODE_ERROR, DONE, MANIFEST, NO_FACE, OK, PrepareConfig, prepare_dataset,
-                           prepared_samples, run_prepare, variant, video_dir)
+from bench.manifest import DECODE_ERROR, MANIFEST, NO_FACE, OK, prepared_samples
+from bench.prepare import DONE, PrepareConfig, prepare_dataset, run_prepare, variant, video_dir
 from bench.records import REAL_DOMAIN
 from bench.video import even_indices, write_video
 
@@ -140,7 +140,7 @@ def test_no_face_and_corrupt_inputs_are_reported_while_the_rest_is_prepared(adap
     assert (m[m.video == "clips/real/carol"].status == OK).sum() == 4  # the good video of that split is prepared
     assert summary.frames[NO_FACE] == 3 and len(summary.unreadable) == 3
     assert "empty: cannot open" in summary.render()
-    with caplog.at_level(logging.WARNING, logger="bench.prepare"):
+    with caplog.at_level(logging.WARNING, logger="bench.manifest"):
         test = prepared_samples(adapter, "test")
         val = prepared_samples(adapter, "val")
     assert {s.video for s in test} == {"clips/real/carol"} and val == []
