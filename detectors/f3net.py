@@ -59,7 +59,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from bench.detector import Detector, DetectorConfig
-from bench.detectors.xception import create_xception, entry_middle_flow, exit_flow, flow_channels, weights_label
+from bench.detectors.xception import (DEEPFAKEBENCH_RECIPE, create_xception, entry_middle_flow, exit_flow,
+                                      flow_channels, weights_label)
 from bench.errors import BenchError
 from bench.transforms import AugmentConfig
 
@@ -206,10 +207,7 @@ class F3Net(Detector):
     name = "f3net"
     description = "F3-Net: FAD + LFS Xception streams fused by MixBlocks (Qian et al., ECCV 2020)"
     config_class = F3NetConfig
-    # DeepfakeBench f3net.yaml: Adam(0.9, 0.999) lr 2e-4, weight decay 5e-4, batch 32, 10 epochs, 32 frames/video
-    recipe = {
-        "optimizer": "adam", "lr": 2e-4, "weight_decay": 5e-4, "batch_size": 32, "epochs": 10, "frames_per_video": 32
-    }
+    recipe = DEEPFAKEBENCH_RECIPE  # f3net.yaml's recipe equals xception.yaml's
     tiny = {"input_size": 64, "pretrained": None, "width_mult": 0.125, "middle_blocks": 1}
 
     def __init__(self, cfg: F3NetConfig, domains) -> None:

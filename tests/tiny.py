@@ -24,3 +24,20 @@ def learnable_batch(size: int = 8, seed: int = 0, image_size: int = 64) -> Batch
     images = (smooth + labels.view(-1, 1, 1, 1) * torch.randn(size, 3, image_size, image_size, generator=g)).clamp(-1, 1)
     zeros = torch.zeros(size, dtype=torch.long)
     return Batch(images=images, labels=labels, domains=zeros, index=torch.arange(size))  # images: (B, 3, S, S)
+
+
+def train_steps(model: Any, batch: Batch, steps: int, check_grads_at: int) -> list[float]:
+    """Adam steps on one batch; asserts that every parameter gets a gradient at step `check_grads_at`. Returns losses."""
+    opt = torch.optim.Adam(model.trainable_parameters(), lr=1e-3)
+    losses = []
+    for step in range(steps):
+        opt.zero_grad()
+        out = model.training_loss(batch)
+        out.total.backward()
+        if step == check_grads_at:
+            dead = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+            assert not dead, dead
+        opt.step()
+        losses.append(out.total.item())
+        assert out.logits.shape == (batch.labels.numel(), 2)
+    return losses
