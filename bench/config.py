@@ -18,7 +18,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
-from bench.prepare import PrepareConfig
+from bench.dataset import SPLITS
 from bench.plugins import BUILTIN_DIST, PluginWarning, Plugins
 from bench.registry import Entry
 
@@ -108,6 +108,24 @@ class RunConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     datasets: Any = MISSING  # name -> that dataset's config_class; every registered dataset is present
     meta: RunMeta = field(default_factory=RunMeta)
+
+
+@dataclass
+class PrepareConfig:
+    """`bench prepare`: frames per video, face detector, crop geometry and format (see bench/prepare.py)."""
+
+    dataset: str | None = None  # dataset to prepare (`bench prepare dataset=<name>`); for `bench data`: null = all
+    splits: list[str] = field(default_factory=lambda: list(SPLITS))
+    frames: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 32))  # evenly spaced frames per video
+    face_detector: str = "haar"  # a registered face detector (bench list plugins)
+    face_detector_options: dict[str, Any] = field(default_factory=dict)  # fields of that detector's config_class
+    margin: float = 1.3  # crop side = margin x the face box's longer side
+    size: int = 256  # crops are size x size
+    format: str = "jpg"  # jpg (q=quality, ~1/9 the disk of raw pixels, >1,000 loads/s per core) | png (lossless, ~4x slower to load)
+    quality: int = 95
+    workers: int = 0  # processes; 0 = one per CPU core
+    overwrite: bool = False  # redo videos that are already prepared
+    progress: bool = True  # tqdm progress bar
 
 
 @dataclass

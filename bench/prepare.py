@@ -23,12 +23,13 @@ import re
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bench.config import PrepareConfig
 from bench.dataset import SPLITS, VideoDatasetAdapter, VideoRecord
 from bench.errors import BenchError
 from bench.faces import Box, FaceDetector, build_face_detector, crop_box, largest, square_crop
@@ -40,22 +41,6 @@ if TYPE_CHECKING:  # pandas is imported where used: bench.config imports Prepare
 
 DONE = "done.json"
 FORMATS = ("jpg", "png")  # both are read by bench.dataset.load_image (PIL)
-
-
-@dataclass
-class PrepareConfig:
-    dataset: str | None = None  # dataset to prepare (`bench prepare dataset=<name>`); for `bench data`: null = all
-    splits: list[str] = field(default_factory=lambda: list(SPLITS))
-    frames: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 32))  # evenly spaced frames per video
-    face_detector: str = "haar"  # a registered face detector (bench list plugins)
-    face_detector_options: dict[str, Any] = field(default_factory=dict)  # fields of that detector's config_class
-    margin: float = 1.3  # crop side = margin x the face box's longer side
-    size: int = 256  # crops are size x size
-    format: str = "jpg"  # jpg (q=quality, ~1/9 the disk of raw pixels, >1,000 loads/s per core) | png (lossless, ~4x slower to load)
-    quality: int = 95
-    workers: int = 0  # processes; 0 = one per CPU core
-    overwrite: bool = False  # redo videos that are already prepared
-    progress: bool = True  # tqdm progress bar
 
 
 def variant(cfg: PrepareConfig) -> str:
