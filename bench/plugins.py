@@ -39,6 +39,8 @@ class Registrar:
         self.dist = dist
 
     def __call__(self, name: str, target: str | type, description: str = "") -> None:
+        if not description and isinstance(target, type):  # a class carries its own one-line description
+            description = getattr(target, "description", "")
         self._registry.add(name, target, description=description, dist=self.dist)
 
 

@@ -42,6 +42,7 @@ def test_list_shows_the_plugin_detector_and_its_distribution(plugin_site, tmp_pa
     assert res.returncode == 0, res.stderr
     line = next(line for line in res.stdout.splitlines() if line.startswith("toy_color"))
     assert "bench-toy-plugin" in line
+    assert "colour and high-pass statistics" in line  # registered as a class: its own description is listed
     res = run_bench(plugin_site, "list", "plugins", cwd=tmp_path)
     assert "bench-toy-plugin" in res.stdout and "detector:toy_color" in res.stdout
     assert "config:protocol/toy_blend_only" in res.stdout

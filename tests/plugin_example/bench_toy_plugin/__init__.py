@@ -44,7 +44,7 @@ class ToyColor(Detector):
 
 @bench.hookimpl
 def bench_register_detectors(register) -> None:
-    register("toy_color", ToyColor, "example plugin detector: colour and high-pass statistics + MLP")
+    register("toy_color", ToyColor)  # a class target: its `description` is used
 
 
 @bench.hookimpl
