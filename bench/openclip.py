@@ -39,6 +39,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import torch
 from torch import nn
 
 from bench.errors import BenchError
@@ -56,6 +57,11 @@ _LOCAL_ARCHS: dict[str, dict[str, Any]] = {
         "vision_cfg": {"image_size": 64, "patch_size": 8, "width": 64, "layers": 2, "head_width": 32, "mlp_ratio": 4.0},
     },
 }
+
+
+# Tags of the local archs: "synthetic" = pretrained contrastively on the synthetic benchmark's real videos
+# (bench.tiny_tower), the demo's stand-in for CLIP's weights; OpenAI's preprocessing (the default) and QuickGELU.
+_LOCAL_TAGS: dict[str, dict[str, Any]] = {"synthetic": {"local": True, "quick_gelu": True}}
 
 
 @dataclass
@@ -84,6 +90,32 @@ class ImageTower:
     def blocks(self) -> nn.ModuleList:
         """The transformer blocks, in order (see the module docstring for their structure)."""
         return resblocks(self.visual)
+
+    def transform(self, augment: Any = None) -> Any:
+        """The preprocessing the weights expect (size, mean, std), with `augment` (an AugmentConfig) if given."""
+        from bench.transforms import build_transform
+
+        return build_transform(self.image_size, self.mean, self.std, augment)
+
+    def facts(self) -> dict[str, Any]:
+        """What to record with a run about this tower (a detector's `describe()`)."""
+        return {"arch": self.arch, "weights": self.weights, "input_size": self.image_size, "mean": list(self.mean),
+                "std": list(self.std)}
+
+
+def detector_tower(cfg: Any, own_mean_std: bool = True) -> ImageTower:
+    """The tower of a CLIP-based detector's config (`cfg.backbone`, checked against `cfg.input_size`).
+
+    With `own_mean_std`, the detector-level `mean`/`std` must stay null: normalisation follows the weights (set
+    `detector.backbone.mean/std` to change it)."""
+    if own_mean_std and (cfg.mean is not None or cfg.std is not None):
+        raise BenchError(f"{cfg.name} normalises with its backbone's mean/std: set detector.backbone.mean/std instead",
+                         "detector.mean")
+    tower = build_image_tower(cfg.backbone, key="detector.backbone")
+    if cfg.input_size != tower.image_size:
+        raise BenchError(f"{tower.arch} takes {tower.image_size}px input, got detector.input_size={cfg.input_size}",
+                         "detector.input_size")
+    return tower
 
 
 def _open_clip() -> types.ModuleType:
@@ -130,8 +162,16 @@ def build_image_tower(cfg: BackboneConfig, key: str = "detector.backbone") -> Im
     vision_cfg = open_clip.model.CLIPVisionCfg(**model_cfg["vision_cfg"])
     if vision_cfg.timm_model_name or isinstance(vision_cfg.layers, (tuple, list)):
         raise BenchError(f"{cfg.arch} is not an open_clip ViT (timm or ResNet tower): choose a ViT arch", f"{key}.arch")
-    path = _download(cfg, tag_cfg, key) if tag_cfg else cfg.pretrained  # before building: fail fast offline
-    visual = open_clip.model._build_vision_tower(model_cfg["embed_dim"], vision_cfg, quick_gelu=quick_gelu)
+    def build() -> nn.Module:
+        return open_clip.model._build_vision_tower(model_cfg["embed_dim"], vision_cfg, quick_gelu=quick_gelu)
+
+    if tag_cfg.get("local"):  # a tag of this module's own archs: trained here on first use, then cached
+        from bench import tiny_tower
+
+        path = tiny_tower.pretrained_tower(cfg.arch, model_cfg, build)
+    else:
+        path = _download(cfg, tag_cfg, key) if tag_cfg else cfg.pretrained  # before building: fail fast offline
+    visual = build()
     if path is not None:
         _load_visual(visual, path, key)
 
@@ -165,13 +205,15 @@ def _tag_config(cfg: BackboneConfig, key: str) -> dict[str, Any]:
     """open_clip's pretrained config when `pretrained` is a tag of `arch`, {} when it is null or an existing file."""
     if cfg.pretrained is None:
         return {}
+    if cfg.arch in _LOCAL_ARCHS and cfg.pretrained in _LOCAL_TAGS:
+        return dict(_LOCAL_TAGS[cfg.pretrained])
     open_clip = _open_clip()
     tag_cfg = open_clip.pretrained.get_pretrained_cfg(cfg.arch, cfg.pretrained)
     if tag_cfg:
         return tag_cfg
     if os.path.isfile(cfg.pretrained):
         return {}
-    tags = open_clip.list_pretrained_tags_by_model(cfg.arch)
+    tags = [*open_clip.list_pretrained_tags_by_model(cfg.arch), *(_LOCAL_TAGS if cfg.arch in _LOCAL_ARCHS else ())]
     raise BenchError(
         f"{cfg.pretrained!r} is neither a pretrained tag of {cfg.arch} (tags: {', '.join(tags) or 'none'}) "
         "nor an existing file",
@@ -192,12 +234,32 @@ def _download(cfg: BackboneConfig, tag_cfg: dict[str, Any], key: str) -> str:
         ) from e
 
 
+def read_checkpoint(path: str, key: str = "detector.backbone") -> dict[str, Any]:
+    """The tensors of a weights file, never unpickling arbitrary objects: an OpenAI TorchScript archive
+    (`ViT-B-16.pt` from OpenAI's CLIP release; read by `bench.torchscript`), a `torch.save` state dict (loaded
+    weights-only) or a .safetensors file (both through open_clip's loader). Anything else is one BenchError."""
+    from bench.torchscript import is_torchscript, state_dict_from_torchscript
+
+    hint = ("expected a state dict saved with torch.save, a .safetensors file or an OpenAI TorchScript "
+            "ViT-*.pt archive")
+    try:
+        if is_torchscript(path):
+            return state_dict_from_torchscript(path)
+        return _open_clip().factory.load_state_dict(path, device="cpu", weights_only=True)
+    except Exception as e:  # e.g. KeyError: 101 or "Unsupported operand" from a file that is no checkpoint at all
+        refused = [line.strip() for line in str(e).splitlines() if "Unsupported global" in line or "refusing" in line]
+        if refused:  # a pickle that would build other objects than tensors: name the first one
+            raise BenchError(f"cannot read checkpoint {path}: it holds objects other than tensors "
+                             f"({refused[0][:160]}); {hint}", f"{key}.pretrained") from e
+        raise BenchError(f"cannot read checkpoint {path}: not a weights file ({type(e).__name__}); {hint}",
+                         f"{key}.pretrained") from e
+
+
 def _load_visual(visual: nn.Module, path: str, key: str) -> None:
     """Load the image-tower part of a checkpoint file into `visual`, weights only; mismatches name the keys."""
-    try:
-        state = _open_clip().factory.load_state_dict(path, device="cpu", weights_only=True)
-    except Exception as e:
-        raise BenchError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}", f"{key}.pretrained") from e
+    state = read_checkpoint(path, key)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise BenchError(f"checkpoint {path} is not a state dict of tensors", f"{key}.pretrained")
     if any(k.startswith("visual.") for k in state):  # full CLIP checkpoint: drop the text tower
         state = {k.removeprefix("visual."): v for k, v in state.items() if k.startswith("visual.")}
     own = visual.state_dict()

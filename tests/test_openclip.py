@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 
 import open_clip
 import pytest
@@ -131,3 +132,79 @@ def test_unreadable_file_is_a_bench_error(tmp_path):
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(BenchError, match="cannot read checkpoint"):
         build_image_tower(tiny(pretrained=str(path)))
+
+
+# ---- OpenAI TorchScript archives and files that are no checkpoint ---------------------------------------------------
+
+class _OpenAIStyleCLIP(nn.Module):
+    """CLIP's key layout as OpenAI's `ViT-*.pt` archives hold it: `visual.*` beside a text tower and plain attributes."""
+
+    def __init__(self, visual: nn.Module) -> None:
+        super().__init__()
+        self.visual = visual
+        self.token_embedding = nn.Embedding(10, 8)
+        self.logit_scale = nn.Parameter(torch.ones([]))
+        self.register_buffer("attn_mask", torch.ones(4, 4))
+        self.input_resolution = 64  # an int attribute, as in OpenAI's archives: not a tensor, not loaded
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.visual(images) * self.logit_scale
+
+
+def test_openai_torchscript_archive_loads_without_running_its_code(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    src = build_image_tower(tiny())
+    clip = _OpenAIStyleCLIP(src.visual).eval().half()  # OpenAI ships fp16 weights
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about the tower's Python control flow
+        archive = torch.jit.trace(clip, torch.randn(1, 3, 64, 64).half(), check_trace=False)
+    path = tmp_path / "ViT-Tiny.pt"
+    archive.save(str(path))
+    with pytest.raises(RuntimeError, match="TorchScript"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.load(path, weights_only=True)  # what open_clip's weights-only loader meets
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("torch.jit.load runs the archive's code; the reader must not call it")
+
+    monkeypatch.setattr(torch.jit, "load", refuse)
+    tower = build_image_tower(tiny(pretrained=str(path)))
+    for (name, expected), got in zip(src.visual.state_dict().items(), tower.visual.state_dict().values()):
+        assert got.dtype == torch.float32 and torch.equal(got, expected.half().float()), name
+
+
+def test_torchscript_reader_refuses_other_globals(tmp_path):
+    import pickle
+    import zipfile
+
+    from bench.torchscript import state_dict_from_torchscript
+
+    path = tmp_path / "evil.pt"
+    payload = pickle.dumps(_Boom())  # a GLOBAL that is neither a module record nor a tensor
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("evil/data.pkl", payload)
+        z.writestr("evil/constants.pkl", pickle.dumps(()))
+    with pytest.raises(pickle.UnpicklingError, match="refusing to load"):
+        state_dict_from_torchscript(str(path))
+    pickled = tmp_path / "pickled.pt"
+    torch.save({"visual.proj": torch.zeros(2), "extra": _Boom()}, pickled)  # a torch.save file with an object
+    for bad in (path, pickled):
+        with pytest.raises(BenchError, match="objects other than tensors") as err:
+            build_image_tower(tiny(pretrained=str(bad)))
+        assert "\n" not in str(err.value) and err.value.key == "detector.backbone.pretrained"
+
+
+@pytest.mark.parametrize("content", [b"\x65" * 64, b"not a checkpoint", b"PK\x03\x04 broken zip"])
+def test_a_file_that_is_no_checkpoint_is_one_clear_line(tmp_path, content):
+    path = tmp_path / "weights.pt"
+    path.write_bytes(content)
+    with pytest.raises(BenchError, match="not a weights file") as err:
+        build_image_tower(tiny(pretrained=str(path)))
+    msg = str(err.value)
+    assert "\n" not in msg and "KeyError: 101" not in msg and "OpenAI TorchScript" in msg
+
+
+class _Boom:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
