@@ -78,15 +78,27 @@ class DatasetAdapter(ABC):
         if self.needs_root:
             _ = self.root
 
-    def select(self, split: str, domains: list[str] | None, real: bool = True) -> list[Sample]:
-        """Samples of `split` restricted to fake `domains` (None = all) plus, if `real`, the real samples."""
-        keep = None if domains is None else set(domains)
-        unknown = (keep or set()) - set(self.domains())
+    def domain_groups(self) -> dict[str, list[str]]:
+        """Names that stand for several domains, e.g. DiFF's subset `t2i` -> its generator folders. Default: none."""
+        return {}
+
+    def expand_domains(self, names: list[str] | None) -> list[str]:
+        """The fake domains `names` stand for (a group name expands to its members), in order; None = all."""
+        if names is None:
+            return self.domains()
+        groups, known = self.domain_groups(), set(self.domains())
+        unknown = sorted(n for n in names if n not in known and n not in groups)
         if unknown:
             from bench.errors import BenchError
 
-            raise BenchError(f"dataset {self.name!r} has no domain(s) {sorted(unknown)}; it has {self.domains()}",
-                             key="protocol")
+            have = self.domains() + [g for g in groups if g not in known]
+            raise BenchError(f"dataset {self.name!r} has no domain(s) {unknown}; it has {have}", key="protocol")
+        return list(dict.fromkeys(d for n in names for d in groups.get(n, [n])))
+
+    def select(self, split: str, domains: list[str] | None, real: bool = True) -> list[Sample]:
+        """Samples of `split` restricted to fake `domains` (None = all; groups expanded) plus, if `real`, the real
+        samples."""
+        keep = None if domains is None else set(self.expand_domains(domains))
         return [s for s in self.samples(split)
                 if (s.domain == REAL_DOMAIN and real) or (s.domain != REAL_DOMAIN and (keep is None or s.domain in keep))]
 

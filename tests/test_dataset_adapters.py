@@ -287,7 +287,7 @@ def test_dfdcp_label_folder_mismatch_is_named(tmp_path):
 # ---- DiFF -----------------------------------------------------------------------------------------------------------
 def test_diff_mixed_case_nested_folders(tmp_path):
     tree = make_diff(tmp_path / "diff", per_subset=2, methods=3, image=False)
-    diff = build(DiFF, tmp_path, root=str(tree.root))
+    diff = build(DiFF, tmp_path, root=str(tree.root), domain_level="subset")  # generator level: test_diff_domains.py
     assert diff.domains() == ["t2i", "i2i", "fs", "fe"]
     for split in SPLITS:
         samples = diff.samples(split)
@@ -305,7 +305,7 @@ def test_diff_custom_mapping_and_unknown_folders(tmp_path):
     with pytest.raises(BenchError, match="pristine"):  # not in the default mapping: an error, never skipped
         build(DiFF, tmp_path, root=str(tree.root)).samples("train")
     subsets = {"pristine": "real", "TEXT2IMG": "t2i", "i2i": "i2i", "fs": "fs", "fe": None}
-    diff = build(DiFF, tmp_path, root=str(tree.root), subsets=subsets,
+    diff = build(DiFF, tmp_path, root=str(tree.root), subsets=subsets, domain_level="subset",
                  splits={"train": "train", "val": "validation", "test": "test"})
     assert diff.domains() == ["t2i", "i2i", "fs"]
     assert domain_counts(diff.samples("val")) == Counter({k: v for k, v in tree.expected["val"].items() if k != "fe"})
