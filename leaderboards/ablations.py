@@ -59,7 +59,7 @@ ADAPTER = TableSpec(
 
 DOMAINS = TableSpec(
     name="ablation_domains",
-    description="Number of training domains / domain adapters N (paper Table 6), MoA-CLIP beside the CLIP probe",
+    description="Number of training domains / domain adapters N (paper Table 6), MoA-CLIP beside the CLIP baselines",
     experiments=("ff_to_all",),
     test_sets=("FF", "CDF-v2", "DFD"),
     average=("FF", "CDF-v2", "DFD"),
@@ -68,10 +68,10 @@ DOMAINS = TableSpec(
         "['Deepfakes', 'FaceSwap', 'NeuralTextures']": "DF+FS+NT",
         FFPP_ALL: "FF++ (all)",
     }),
-    where=(Match("tags.bench.detector", ("moa_clip", "clip_probe")), ALL_LOSSES, DEFAULT_DIM, DEFAULT_ARCH),
+    where=(Match("tags.bench.detector", ("moa_clip", "clip_ft", "clip_probe")), ALL_LOSSES, DEFAULT_DIM, DEFAULT_ARCH),
     footnotes=("FF: FF++ c23's test split (the paper does not say whether of all four manipulations or only of "
                "the training ones).",),
-    hint="bench run -m protocol=ff_to_all detector=moa_clip,clip_probe "
+    hint="bench run -m protocol=ff_to_all detector=moa_clip,clip_ft "
          "'protocol.train.domains=[Deepfakes,FaceSwap],[Deepfakes,FaceSwap,NeuralTextures]'",
 )
 

@@ -75,7 +75,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
     for k, subset in enumerate(("t2i", "fs")):
         logged[f"diff_{subset}"] = {f"{t}/auc": _auc(i, 0.50 + 0.003 * k) for i, t in enumerate(DIFF_SUBSETS)}
-        _log(client, f"diff_{subset}", "clip_probe", 9 + k, logged[f"diff_{subset}"],
+        _log(client, f"diff_{subset}", "clip_ft", 9 + k, logged[f"diff_{subset}"],
              params={"protocol.train.domains": f"['{subset}']"})
     return {"uri": uri, "logged": logged}
 
@@ -161,7 +161,7 @@ def test_diff_rows_are_detector_and_train_subset(store: dict) -> None:
     rows = _rows(leaderboard("diff", "github", uri=store["uri"]))
     for subset in ("T2I", "FS"):
         logged = store["logged"][f"diff_{subset.lower()}"]
-        row = _row(rows, "clip_probe", subset, "measured")
+        row = _row(rows, "clip_ft", subset, "measured")  # the paper's CLIP rows are paired with clip_ft
         assert row[3:7] == [f"{logged[f'{t}/auc']:.3f}" for t in DIFF_SUBSETS]
         assert rows.index(row) == rows.index(_row(rows, "CLIP", subset, "reported (paper T2)")) + 1
     assert _row(rows, "MoA-CLIP", "I2I", "reported (paper T2)")  # reported rows without measured ones stay
