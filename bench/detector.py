@@ -102,6 +102,12 @@ class Detector(nn.Module, ABC):
         """(B, 3, H, W) -> (B,) probability of fake."""
         return self(images).float().softmax(dim=-1)[:, 1]
 
+    def evaluation_stats(self) -> dict[str, float]:
+        """Statistics the detector gathered while predicting since the previous call, then reset; the runner logs
+        them with each test set's metrics as `<test set>/<name>` (MoA-CLIP: its route weight per domain adapter).
+        Default: none."""
+        return {}
+
     def describe(self) -> dict[str, Any]:
         """Facts about this instance to record with the run (e.g. which weights were loaded)."""
         n_train = sum(p.numel() for p in self.trainable_parameters())

@@ -87,10 +87,12 @@ def collect(adapters: dict[str, DatasetAdapter], spec: SplitSpec, what: str, *, 
 def evaluate_set(name: str, model, samples: list[Sample], c: RunConfig, device, bf16: bool) -> tuple[dict[str, float], pd.DataFrame]:
     loader = make_loader(FrameDataset(samples, model.eval_transform()), batch_size=c.trainer.eval_batch_size, train=False,
                          num_workers=c.trainer.num_workers)
+    model.evaluation_stats()  # drop what earlier predictions (validation, other test sets) gathered
     scores, _ = predict(model, loader, device=device, bf16=bf16, progress=c.trainer.progress, desc=f"test {name}")
     preds = Predictions(keys=[s.key for s in samples], videos=[s.video for s in samples], domains=[s.domain for s in samples],
                         labels=np.array([s.label for s in samples]), scores=scores)
     result = metrics.evaluate(preds, bootstrap=c.trainer.bootstrap, seed=c.trainer.seed).as_dict()
+    result.update(model.evaluation_stats())  # the detector's own, e.g. MoA-CLIP's route weights on this test set
     frame = pd.DataFrame({"test_set": name, "key": preds.keys, "video": preds.videos, "domain": preds.domains,
                           "label": preds.labels, "score": scores})
     return result, frame
@@ -114,7 +116,7 @@ def run(cfg: DictConfig) -> RunResult:
     train_samples = evenly_spaced_frames(collect(adapters, protocol.train, "the training set"), trainer.frames_per_video)
     val_samples = collect(adapters, val_spec, "the validation set")
     test_samples = {name: collect(adapters, spec, f"test set {name!r}") for name, spec in protocol.test.items()}
-    fake_domains = protocol.train.domains or adapters[protocol.train.dataset].domains()
+    fake_domains = adapters[protocol.train.dataset].expand_domains(protocol.train.domains or None)  # DiFF: t2i -> generators
     domain_names, domain_ids = assign_domains(train_samples, fake_domains, protocol.real_domain)
 
     provenance.seed_everything(trainer.seed)

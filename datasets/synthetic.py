@@ -130,6 +130,15 @@ class Synthetic(DatasetAdapter):
             ]
         return self._samples[split]
 
+    def real_videos(self, split: str) -> np.ndarray:
+        """(V, F, S, S, 3) uint8: the real videos of `split`, the same pixels `samples(split)` holds, generated
+        without the forged ones (what the demo's tiny tower is pretrained on, `bench.tiny_tower`)."""
+        c = self.cfg
+        n, size = getattr(c.real_videos, split), c.image_size
+        if not n:
+            return np.zeros((0, c.frames_per_video, size, size, 3), np.uint8)
+        return np.stack([self._video(split, REAL_DOMAIN, i) for i in range(n)])
+
     # ---- cache ------------------------------------------------------------------------------------------------
     def cache_path(self, split: str) -> Path:
         fields = dataclasses.asdict(self.cfg)

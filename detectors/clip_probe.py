@@ -28,10 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.detector import Detector, DetectorConfig, Transform
-from bench.errors import BenchError
-from bench.openclip import TINY_ARCH, BackboneConfig, build_image_tower, freeze
+from bench.openclip import TINY_ARCH, BackboneConfig, detector_tower, freeze
 from bench.records import Batch, LossOutput
-from bench.transforms import build_transform
 
 
 @dataclass
@@ -51,17 +49,11 @@ class ClipProbe(Detector):
     config_class = ClipProbeConfig
     # Our choice (a linear head converges fast; the cache makes extra epochs nearly free).
     recipe = {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "batch_size": 64, "epochs": 10}
-    tiny = {"backbone": {"arch": TINY_ARCH, "pretrained": None}, "input_size": 64}
+    tiny = {"backbone": {"arch": TINY_ARCH, "pretrained": "synthetic"}, "input_size": 64}  # bench.tiny_tower
 
     def __init__(self, cfg: ClipProbeConfig, domains: Sequence[str]) -> None:
         super().__init__(cfg, domains)
-        if cfg.mean is not None or cfg.std is not None:
-            raise BenchError("clip_probe normalises with its backbone's mean/std: set detector.backbone.mean/std "
-                             "instead", "detector.mean")
-        tower = build_image_tower(cfg.backbone, key="detector.backbone")
-        if cfg.input_size != tower.image_size:
-            raise BenchError(f"{tower.arch} takes {tower.image_size}px input, got detector.input_size={cfg.input_size}",
-                             "detector.input_size")
+        tower = detector_tower(cfg)
         self.tower_info = tower  # facts only; the module itself is registered below
         self.backbone = freeze(tower.visual)
         self.head = nn.Linear(tower.embed_dim, 2)
@@ -73,12 +65,10 @@ class ClipProbe(Detector):
 
     # ---- data ------------------------------------------------------------------------------------------
     def train_transform(self) -> Transform:
-        t = self.tower_info
-        return build_transform(t.image_size, t.mean, t.std, self.cfg.augment)
+        return self.tower_info.transform(self.cfg.augment)
 
     def eval_transform(self) -> Transform:
-        t = self.tower_info
-        return build_transform(t.image_size, t.mean, t.std, None)
+        return self.tower_info.transform()
 
     # ---- model -----------------------------------------------------------------------------------------
     def train(self, mode: bool = True) -> ClipProbe:
@@ -119,14 +109,9 @@ class ClipProbe(Detector):
         return {k for k in self.state_dict() if k.startswith("backbone.")}  # the frozen tower: rebuilt from the config
 
     def describe(self) -> dict[str, Any]:
-        t = self.tower_info
         return {
             **super().describe(),
-            "arch": t.arch,
-            "weights": t.weights,
-            "input_size": t.image_size,
-            "mean": list(t.mean),
-            "std": list(t.std),
+            **self.tower_info.facts(),
             "feature_cache": self.cache_enabled,
             "feature_cache_hits": self.cache_hits,
             "feature_cache_misses": self.cache_misses,

@@ -36,16 +36,27 @@ Our choices (the paper leaves them open; each is a config field)
     attention path, taken only in training and only when beta_att > 0.
   - L_cac: prototypes are buffers (saved in checkpoints) updated by EMA with rate `cac_rate` from the detached batch
     means, after the loss is computed against the previous prototypes; reduction details in `moa_losses.py`.
-  - L_sim over all cross-domain pairs (the paper's text) or, sim_pairs="same_label", only pairs sharing a label.
-  - L_cac and L_sim act on the raw embedding, as written, so their size follows the scale of CLIP's projection;
-    `feature_norm` L2-normalises it for them instead (each squared distance then lies in [0, 4]).
   - `ablate` zeroes one beta (Table 3's ablation as one sweep key).
   - Head: Linear(embed_dim, head_hidden) - GELU - Linear(head_hidden, 2).
   - Preprocessing (size, mean, std) follows the tower (`bench.openclip`); `input_size` must match it.
+
+Departures from the paper's literal text, decided by measurement (README, "MoA-CLIP: losses that train"; the
+literal settings stay one switch away: feature_norm=false cac_prototypes=domain sim_pairs=all)
+  - feature_norm=true: L_cac and L_sim act on the L2-normalised embedding (each squared distance in [0, 4]). On the
+    raw embedding, as written, their size follows the scale of CLIP's projection (|f| ~ 23 for ViT-B/16) and they
+    take ~99% of the gradient at init, collapsing the embedding while L_cls stays at chance.
+  - cac_prototypes="domain_label": one prototype per (domain, label). Real samples join fake domains
+    (real_domain=balanced), so a per-domain prototype averages real and fake and L_cac pulls them together.
+  - sim_pairs="same_label": L_sim over cross-domain pairs that share a label; the paper's "all" pairs pull every
+    real image towards every other domain's fakes, against L_cls.
+  - Evaluation records the mean route weight alpha of each domain adapter (`evaluation_stats`), logged per test set.
+  - With one training domain (N = 1) the router, L_att and L_sim have nothing to do: a DegenerateDomainsWarning
+    says so when the model is built.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -60,16 +71,21 @@ from torch import Tensor, nn
 from bench.detector import Detector, DetectorConfig, Transform
 from bench.detectors.moa_losses import attention_alignment_loss, cached_domain_loss, ema_update_, similarity_loss
 from bench.errors import BenchError
-from bench.openclip import TINY_ARCH, BackboneConfig, build_image_tower, freeze, resblocks
+from bench.openclip import TINY_ARCH, BackboneConfig, detector_tower, freeze, resblocks
 from bench.records import Batch, LossOutput
-from bench.transforms import build_transform
 
 ADAPTERS, ROUTER = "adapters", "router"  # the two training steps (phase names, logged by the runner)
+
+
+class DegenerateDomainsWarning(UserWarning):
+    """MoA-CLIP was given one training domain: routing and the cross-domain losses have nothing to do."""
+
 _CHOICES = {
     "adapter_input": ("ffn_input", "residual"),
     "router_input": ("cls", "mean", "token"),
     "schedule": ("iteration", "epoch", "sequential"),
     "sim_pairs": ("all", "same_label"),
+    "cac_prototypes": ("domain", "domain_label"),
     "ablate": ("none", "att", "cac", "sim"),
 }
 
@@ -101,8 +117,11 @@ class MoAClipConfig(DetectorConfig):
     att_layers: list[int] = field(default_factory=lambda: [-1])  # blocks whose attention L_att aligns
     att_head_mean: bool = True  # average heads into one (T, T) map (else align per head)
     cac_rate: float = 0.1  # lambda of Eq. 9 (not given in the paper)
-    feature_norm: bool = False  # L2-normalise f(x) for L_cac/L_sim (the paper does not; bounds their scale)
-    sim_pairs: str = "all"  # "all" cross-domain pairs (paper) | "same_label"
+    # Defaults below depart from the paper's literal text, measured in the README ("MoA-CLIP: losses that train");
+    # feature_norm=false, cac_prototypes=domain, sim_pairs=all are the literal paper.
+    feature_norm: bool = True  # L2-normalise f(x) for L_cac/L_sim: raw CLIP embeddings make them outweigh L_cls 100x
+    cac_prototypes: str = "domain_label"  # one prototype per "domain" (paper) | per (domain, label)
+    sim_pairs: str = "same_label"  # "all" cross-domain pairs (paper) | "same_label" (never pulls real to fake)
 
 
 class AdapterBank(nn.Module):
@@ -150,10 +169,13 @@ class MoA(nn.Module):
         self.adapters = AdapterBank(n + 1, dim, cfg.adapter_dim)
         self.router = Router(dim, cfg.router_hidden, n, cfg.router_input)
         self.fixed_alpha: Tensor | None = None  # (B, N), set by the detector in step 1 (router off)
+        self.alpha: Tensor | None = None  # (B, 1 or T, N): the last forward's routing, kept while keep_alpha is set
+        self.keep_alpha = False
 
     def forward(self, h: Tensor) -> Tensor:
         """h (B, T, D) -> Adapter_0(h) + sum_k alpha_k Adapter_k(h), (B, T, D)."""
         alpha = self.fixed_alpha.unsqueeze(1) if self.fixed_alpha is not None else self.router(h)  # (B, 1 or T, N)
+        self.alpha = alpha.detach() if self.keep_alpha else None
         weights = torch.cat([torch.ones_like(alpha[..., :1]), alpha], dim=-1)  # (B, 1 or T, N + 1)
         return self.adapters(h, weights)
 
@@ -201,7 +223,7 @@ class MoAClip(Detector):
     recipe = {"optimizer": "adamw", "lr": 5e-4, "weight_decay": 0.01, "scheduler": "cosine", "warmup_steps": 500,
               "min_lr": 1e-6, "grad_clip": 1.0, "batch_size": 64, "epochs": 50, "sampler": "domain_balanced"}
     # adapter_dim stays 128 at tiny scale, so the ablation tables pivot on the same values at both scales
-    tiny = {"backbone": {"arch": TINY_ARCH, "pretrained": None}, "input_size": 64, "router_hidden": 16,
+    tiny = {"backbone": {"arch": TINY_ARCH, "pretrained": "synthetic"}, "input_size": 64, "router_hidden": 16,
             "head_hidden": 16, "adapter_epochs": 2}
 
     def __init__(self, cfg: MoAClipConfig, domains: Sequence[str]) -> None:
@@ -212,12 +234,13 @@ class MoAClip(Detector):
         n = len(self.domains)
         if n < 1:
             raise BenchError("MoA-CLIP needs at least one training domain", "protocol.train.domains")
-        tower = build_image_tower(cfg.backbone, key="detector.backbone")
-        if cfg.input_size != tower.image_size:
-            raise BenchError(f"detector.input_size={cfg.input_size} but {tower.arch} takes {tower.image_size}",
-                             "detector.input_size")
-        self.arch, self.weights, self.image_size = tower.arch, tower.weights, tower.image_size
-        self.mean, self.std = tower.mean, tower.std  # preprocessing follows the weights (bench.openclip)
+        if n == 1:
+            warnings.warn(f"MoA-CLIP trains with one domain ({self.domains[0]}): the router's weight is always 1 and "
+                          "gets no gradient, L_att and L_sim are 0, and every router step trains only the head. Give "
+                          "the dataset finer domains (DiFF: datasets.diff.domain_level=generator) or train on several",
+                          DegenerateDomainsWarning, stacklevel=2)
+        tower = detector_tower(cfg, own_mean_std=False)  # preprocessing follows the weights (bench.openclip)
+        self.tower_info = tower
         self.visual = freeze(tower.visual)
         blocks = resblocks(self.visual)
         for i, blk in enumerate(blocks):
@@ -229,10 +252,13 @@ class MoAClip(Detector):
             raise BenchError(f"detector.att_layers={list(cfg.att_layers)} outside the {len(blocks)} blocks",
                              "detector.att_layers") from None
         self.head = nn.Sequential(nn.Linear(tower.embed_dim, cfg.head_hidden), nn.GELU(), nn.Linear(cfg.head_hidden, 2))
-        # L_cac's EMA prototypes (Eq. 9), one per domain, saved with the model
-        self.register_buffer("prototypes", torch.zeros(n, tower.embed_dim))
-        self.register_buffer("prototype_ready", torch.zeros(n, dtype=torch.bool))
+        # L_cac's EMA prototypes (Eq. 9), one per domain or per (domain, label), saved with the model
+        n_protos = n * (2 if cfg.cac_prototypes == "domain_label" else 1)
+        self.register_buffer("prototypes", torch.zeros(n_protos, tower.embed_dim))
+        self.register_buffer("prototype_ready", torch.zeros(n_protos, dtype=torch.bool))
         self.phase = ADAPTERS
+        self.route_sum = torch.zeros(n, dtype=torch.float64)  # sum over predicted images of alpha (mean over blocks)
+        self.route_count = 0
 
     # ---- parameters and phases ----------------------------------------------------------------------------
     def adapter_parameters(self) -> list[nn.Parameter]:
@@ -286,8 +312,36 @@ class MoAClip(Detector):
         """f(x): (B, 3, S, S) -> (B, embed_dim), routed by the routers (Eq. 6)."""
         return self.visual(images)
 
+    def routed(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """Eq. 6 forward that also returns the routing: logits (B, 2) and alpha (B, N), averaged over blocks (and
+        over tokens for router_input="token")."""
+        for m in self.moas:
+            m.keep_alpha = True
+        try:
+            logits = self.head(self.visual(images))
+            alpha = torch.stack([m.alpha.float().mean(1) for m in self.moas]).mean(0)  # (B, N)
+        finally:
+            for m in self.moas:
+                m.keep_alpha, m.alpha = False, None
+        return logits, alpha
+
     def forward(self, images: Tensor) -> Tensor:
-        return self.head(self.visual(images))  # (B, 2)
+        if self.training:
+            return self.head(self.visual(images))  # (B, 2)
+        logits, alpha = self.routed(images)  # evaluation: tally which adapters the router picks
+        self.route_sum += alpha.sum(0).double().cpu()
+        self.route_count += len(alpha)
+        return logits
+
+    def evaluation_stats(self) -> dict[str, float]:
+        """`route_<domain>`: the mean route weight alpha of each domain adapter (over blocks and images) on the images
+        predicted since the previous call, i.e. which training domains' adapters a test set is sent to."""
+        if not self.route_count:
+            return {}
+        mean = (self.route_sum / self.route_count).tolist()
+        self.route_sum.zero_()
+        self.route_count = 0
+        return {f"route_{d}": w for d, w in zip(self.domains, mean)}
 
     def betas(self) -> dict[str, float]:
         c = self.cfg
@@ -297,6 +351,14 @@ class MoAClip(Detector):
         return b
 
     def training_loss(self, batch: Batch) -> LossOutput:
+        terms, logits = self.loss_terms(batch)
+        beta = self.betas()
+        total = sum(beta[k] * v for k, v in terms.items())
+        return LossOutput(total=total, logits=logits, terms={k: v.detach() for k, v in terms.items()})
+
+    def loss_terms(self, batch: Batch, update_prototypes: bool = True) -> tuple[dict[str, Tensor], Tensor]:
+        """The unweighted terms of Eq. 12 whose beta is not 0 (attached to the graph) and the logits (B, 2), in the
+        current phase. In training mode the L_cac prototypes then move (EMA) unless `update_prototypes` is False."""
         beta, domains, n = self.betas(), batch.domains, len(self.domains)
         if bool(((domains < 0) | (domains >= n)).any()):
             raise BenchError(f"training batch has domain ids outside 0..{n - 1}", "protocol.real_domain")
@@ -312,13 +374,13 @@ class MoAClip(Detector):
         if maps:
             terms["att"] = torch.stack([attention_alignment_loss(a.float(), domains) for a in maps]).mean()
         if beta["cac"] > 0:
-            terms["cac"] = cached_domain_loss(f, domains, self.prototypes, self.prototype_ready)
-            if self.training:  # after the loss: it compares with the previous prototypes
-                ema_update_(self.prototypes, self.prototype_ready, f, domains, self.cfg.cac_rate)
+            groups = domains * 2 + batch.labels if self.cfg.cac_prototypes == "domain_label" else domains
+            terms["cac"] = cached_domain_loss(f, groups, self.prototypes, self.prototype_ready)
+            if self.training and update_prototypes:  # after the loss: it compares with the previous prototypes
+                ema_update_(self.prototypes, self.prototype_ready, f, groups, self.cfg.cac_rate)
         if beta["sim"] > 0:
             terms["sim"] = similarity_loss(f, domains, batch.labels if self.cfg.sim_pairs == "same_label" else None)
-        total = sum(beta[k] * v for k, v in terms.items())
-        return LossOutput(total=total, logits=logits, terms={k: v.detach() for k, v in terms.items()})
+        return terms, logits
 
     def frozen_keys(self) -> set[str]:
         # the CLIP tower is frozen and rebuilt from the config; the MoA modules inside its blocks are not
@@ -327,12 +389,12 @@ class MoAClip(Detector):
     def describe(self) -> dict[str, Any]:
         n_adapt = sum(p.numel() for p in self.adapter_parameters())
         n_route = sum(p.numel() for p in self.router_parameters())
-        return {**super().describe(), "arch": self.arch, "weights": self.weights,
-                "n_domain_adapters": len(self.domains), "params_adapters": n_adapt, "params_router": n_route}
+        return {**super().describe(), **self.tower_info.facts(), "n_domain_adapters": len(self.domains),
+                "params_adapters": n_adapt, "params_router": n_route}
 
     # ---- data -----------------------------------------------------------------------------------------------
     def train_transform(self) -> Transform:
-        return build_transform(self.image_size, self.mean, self.std, self.cfg.augment)
+        return self.tower_info.transform(self.cfg.augment)
 
     def eval_transform(self) -> Transform:
-        return build_transform(self.image_size, self.mean, self.std, None)
+        return self.tower_info.transform()

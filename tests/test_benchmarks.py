@@ -24,3 +24,9 @@ def test_crop_loading_benchmark_measures_every_format():
     out = run_script("crop_loading.py", "--images", "16", "--repeat", "1")
     for fmt in ("png", "jpeg q95 (cv2: bench.dataset.load_image)", "raw .npy per crop"):
         assert fmt in out
+
+
+def test_moa_losses_benchmark_smoke_mode_reports_terms_and_shares():
+    out = run_script("moa_losses.py", "--smoke", "--settings", "paper", "defaults")
+    for line in ("[paper]", "[defaults]", "init: cls", "after 2 steps: cls", "val AUC", "spread of f/|f|"):
+        assert line in out

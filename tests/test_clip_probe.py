@@ -1,4 +1,5 @@
-"""clip_probe: frozen tower, learning head, feature cache, configuration checks (tiny tower, random init, CPU)."""
+"""clip_probe: frozen tower, learning head, feature cache, configuration checks (the tiny tower of the tiny scale,
+pretrained once per test session by bench.tiny_tower, CPU)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def make_probe(seed: int = 0, **overrides) -> ClipProbe:
 
 
 def make_batches(n_batches: int = 2, size: int = 8, seed: int = 0) -> list[Batch]:
-    """Real images are smooth, fakes carry high-frequency noise: a cue a linear probe on random features can use."""
+    """Real images are smooth, fakes carry high-frequency noise: a cue a linear probe can use."""
     g = torch.Generator().manual_seed(seed)
     batches = []
     for b in range(n_batches):
@@ -45,7 +46,7 @@ def count_backbone_images(model: ClipProbe) -> list[int]:
 
 def test_tiny_config_builds_and_predicts():
     model = make_probe()
-    assert model.describe()["weights"] == "random"
+    assert model.describe()["weights"] == "synthetic"  # the demo's pretrained tiny tower (bench.tiny_tower)
     assert model.describe()["input_size"] == 64
     probs = model.eval().predict_proba(make_batches(1)[0].images)
     assert probs.shape == (8,) and ((probs >= 0) & (probs <= 1)).all()

@@ -182,23 +182,25 @@ def test_zero_beta_removes_the_term_and_its_gradient(term):
     for drop in ("none", term):
         model = build(tiny_cfg(**only, ablate=drop)).train()
         model.training_phase(epoch=0, step=0)
-        model.training_loss(batch)  # fills the L_cac prototypes, so the next call has a cac gradient
+        model.training_loss(batch)  # fills the L_cac prototypes, so the next batch has a cac gradient
         model.zero_grad(set_to_none=True)
-        out = model.training_loss(batch)
+        out = model.training_loss(make_batch([0, 1, 2, 0, 1, 2], seed=1))
         assert (term in out.terms) == (drop == "none")
         out.total.backward()
         grads[drop] = sum(float(p.grad.abs().sum()) for p in model.trainable_parameters() if p.grad is not None)
     assert grads["none"] > 0 and grads[term] == 0.0
 
 
-def test_prototypes_saved_and_restored():
-    model = build().train()
+@pytest.mark.parametrize("per", ["domain", "domain_label"])
+def test_prototypes_saved_and_restored(per):
+    model = build(tiny_cfg(cac_prototypes=per)).train()
     model.training_phase(epoch=0, step=0)
-    model.training_loss(make_batch([0, 2, 0, 2]))
+    model.training_loss(make_batch([0, 2, 0, 2]))  # labels 0, 1, 0, 1: domain 0 holds reals, domain 2 fakes
     state = model.state_dict()
-    assert state["prototype_ready"].tolist() == [True, False, True]
+    expected = [True, False, True] if per == "domain" else [True, False, False, False, False, True]  # 2 * d + label
+    assert state["prototype_ready"].tolist() == expected
     assert state["prototypes"][0].abs().sum() > 0
-    fresh = build(seed=1)
+    fresh = build(tiny_cfg(cac_prototypes=per), seed=1)
     assert not fresh.prototype_ready.any()
     fresh.load_state_dict(state)
     assert torch.equal(fresh.prototypes, model.prototypes) and torch.equal(fresh.prototype_ready, model.prototype_ready)
@@ -224,3 +226,18 @@ def test_feature_norm_bounds_the_embedding_losses():
         terms[norm] = model.training_loss(batch).terms
     assert 0 < terms[True]["sim"] <= 4 and 0 < terms[True]["cac"] <= 4  # squared distances of unit vectors
     assert terms[True]["sim"] != terms[False]["sim"]
+
+
+def test_one_training_domain_warns_naming_what_degenerates():
+    from bench.detectors.moa_clip import DegenerateDomainsWarning
+
+    with pytest.warns(DegenerateDomainsWarning) as record:
+        MoAClip(tiny_cfg(), ["fs"])
+    message = str(record[0].message)
+    assert "one domain (fs)" in message and "router" in message and "L_att and L_sim are 0" in message
+    assert "datasets.diff.domain_level=generator" in message
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DegenerateDomainsWarning)
+        build()  # several domains: no warning
