@@ -137,12 +137,14 @@ class PrepareRunConfig:
     datasets: Any = MISSING
 
 
-def _loadable(entries: list[Entry]) -> list[tuple[Entry, type]]:
-    """(entry, class) for every entry that imports; a broken third-party class is skipped with one warning."""
+def _config_classes(entries: list[Entry]) -> list[tuple[Entry, type]]:
+    """(entry, config class) for every entry whose config imports; a broken third-party one is skipped with a warning.
+
+    Entries registered with a `config=` target import only that (torch-free) module, never the class's."""
     out = []
     for entry in entries:
         try:
-            out.append((entry, entry.load()))
+            out.append((entry, entry.config_class()))
         except Exception as err:
             if entry.dist == BUILTIN_DIST:
                 raise
@@ -160,18 +162,18 @@ def register_configs(plugins: Plugins) -> None:
     cs.store(group="protocol", name="protocol_schema", node=ProtocolConfig)
     cs.store(group="trainer", name="trainer_schema", node=TrainerConfig)
     cs.store(group="tracking", name="tracking_schema", node=TrackingConfig)
-    datasets = _loadable(plugins.datasets.entries())
+    datasets = _config_classes(plugins.datasets.entries())
     # one typed node per registered dataset, so `datasets.<name>.root=...` works for plugins too
-    all_datasets = {e.name: OmegaConf.structured(cls.config_class(name=e.name)) for e, cls in datasets}
+    all_datasets = {e.name: OmegaConf.structured(cfg_cls(name=e.name)) for e, cfg_cls in datasets}
     cs.store(name="datasets_all", node=OmegaConf.create(all_datasets), package="datasets")
-    for entry, cls in _loadable(plugins.detectors.entries()):
-        cs.store(group="detector", name=entry.name, node=cls.config_class(name=entry.name))
-        if cls.recipe:
-            cs.store(group="recipe", name=entry.name, node=dict(cls.recipe), package="trainer")
-        if cls.tiny:
-            cs.store(group="detector_scale", name=f"{entry.name}_tiny", node=dict(cls.tiny), package="detector")
-    for entry, cls in datasets:
-        cs.store(group="dataset", name=entry.name, node=cls.config_class(name=entry.name))
+    for entry, cfg_cls in _config_classes(plugins.detectors.entries()):
+        cs.store(group="detector", name=entry.name, node=cfg_cls(name=entry.name))
+        if cfg_cls.recipe:
+            cs.store(group="recipe", name=entry.name, node=dict(cfg_cls.recipe), package="trainer")
+        if cfg_cls.tiny:
+            cs.store(group="detector_scale", name=f"{entry.name}_tiny", node=dict(cfg_cls.tiny), package="detector")
+    for entry, cfg_cls in datasets:
+        cs.store(group="dataset", name=entry.name, node=cfg_cls(name=entry.name))
     for n in plugins.configs:
         node = n.node
         if dataclasses.is_dataclass(node) and isinstance(node, type):

@@ -21,10 +21,11 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 @hookspec
 def bench_register_detectors(register: Registrar) -> None:
-    """Register detector classes: ``register(name, "pkg.module:Class", description=...)``.
+    """Register detector classes: ``register(name, "pkg.module:Class", description, config="pkg.cfg:Config")``.
 
-    The class subclasses ``bench.detector.Detector``; its ``config_class`` becomes the Hydra config
-    ``detector/<name>``, its ``recipe`` the trainer defaults and its ``tiny`` the ``scale=tiny`` variant.
+    The class subclasses ``bench.detector.Detector``; its config class becomes the Hydra config
+    ``detector/<name>``, that config class's ``recipe`` the trainer defaults and its ``tiny`` the ``scale=tiny``
+    variant. ``config`` (optional) names the config class in a torch-free module, so composing never imports the model.
     """
 
 

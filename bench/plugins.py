@@ -38,10 +38,10 @@ class Registrar:
         self._registry = registry
         self.dist = dist
 
-    def __call__(self, name: str, target: str | type, description: str = "") -> None:
+    def __call__(self, name: str, target: str | type, description: str = "", *, config: str | type | None = None) -> None:
         if not description and isinstance(target, type):  # a class carries its own one-line description
             description = getattr(target, "description", "")
-        self._registry.add(name, target, description=description, dist=self.dist)
+        self._registry.add(name, target, description=description, dist=self.dist, config=config)
 
 
 @dataclass

@@ -7,6 +7,7 @@ registers the detector; `bench run detector=toy_color` then works and `bench lis
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -17,6 +18,8 @@ from bench.detector import Detector, DetectorConfig
 
 @dataclass
 class ToyColorConfig(DetectorConfig):
+    recipe: ClassVar[dict[str, Any]] = {"optimizer": "adam", "lr": 1e-2, "epochs": 2}
+
     name: str = "toy_color"
     input_size: int = 32
     hidden: int = 16
@@ -28,7 +31,6 @@ class ToyColor(Detector):
     name = "toy_color"
     description = "example plugin detector: colour and high-pass statistics + MLP"
     config_class = ToyColorConfig
-    recipe = {"optimizer": "adam", "lr": 1e-2, "epochs": 2}
 
     def __init__(self, cfg: ToyColorConfig, domains) -> None:
         super().__init__(cfg, domains)
