@@ -5,6 +5,7 @@
     bench list [detectors|datasets|protocols|plugins|tables]
     bench prepare dataset=NAME [overrides...]   videos -> face crops + manifest
     bench data [status] [overrides...]          roots, videos found, prepared frames
+    bench new detector|dataset NAME             a plugin distribution skeleton that installs and passes its test
 """
 
 from __future__ import annotations
@@ -125,6 +126,14 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_new(args: argparse.Namespace) -> int:
+    from bench.scaffold import new_plugin
+
+    target = new_plugin(args.kind, args.name, args.dir, args.description)
+    print(f"wrote {target}\nnext: pip install -e '{target}[test]' && pytest {target} && bench list plugins")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench", description="ForgeryBench: cross-domain benchmarking of face-forgery detectors.")
     parser.add_argument("-p", dest="plugins", action="append", default=[], metavar="MODULE",
@@ -157,6 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("status", nargs="?", choices=["status"], default="status")
     p.add_argument("overrides", nargs="*")
     p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("new", help="write a plugin package skeleton (a detector or a dataset) that passes its own test")
+    p.add_argument("kind", choices=["detector", "dataset"])
+    p.add_argument("name", help="registry name, e.g. srm_cnn (lowercase, digits, _)")
+    p.add_argument("--dir", default=".", help="where to write bench-<name>/ (default: the working directory)")
+    p.add_argument("--description", default=None, help="one line for `bench list`")
+    p.set_defaults(func=cmd_new)
     return parser
 
 
