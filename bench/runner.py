@@ -123,6 +123,9 @@ def run(cfg: DictConfig) -> RunResult:
     model = det_cls(c.detector, domain_names).to(device)
     train_loader = make_loader(FrameDataset(train_samples, model.train_transform(), domain_ids), batch_size=trainer.batch_size,
                                train=True, sampler=trainer.sampler, seed=trainer.seed, num_workers=trainer.num_workers)
+    # the same batches without reading images, for epochs where the detector needs none (`Detector.needs_images`)
+    index_loader = make_loader(FrameDataset(train_samples, None, domain_ids), batch_size=trainer.batch_size, train=True,
+                               sampler=trainer.sampler, seed=trainer.seed)
     val_loader = make_loader(FrameDataset(val_samples, model.eval_transform()), batch_size=trainer.eval_batch_size,
                              train=False, num_workers=trainer.num_workers)
     val_labels = np.array([s.label for s in val_samples])
@@ -165,7 +168,8 @@ def run(cfg: DictConfig) -> RunResult:
               f"test {', '.join(f'{n}: {len(s)}' for n, s in test_samples.items())}")
 
         while state.epoch < trainer.epochs:
-            stats = train_one_epoch(model, train_loader, optimizer, scheduler, state, device=device, bf16=bf16,
+            loader = train_loader if model.needs_images(len(train_samples)) else index_loader
+            stats = train_one_epoch(model, loader, optimizer, scheduler, state, device=device, bf16=bf16,
                                     grad_clip=trainer.grad_clip, max_steps=trainer.max_steps_per_epoch, progress=trainer.progress,
                                     on_step=lambda step, m: tracker.log_metrics(m, step=step) if step % trainer.log_every == 0 else None)
             val = validate(model, val_loader, val_labels, c, device, bf16)
