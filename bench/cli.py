@@ -1,6 +1,8 @@
 """`bench` command line: a small argparse dispatcher; everything after the subcommand is Hydra overrides.
 
     bench run [-m] [--cfg] [overrides...]     train + select on val + evaluate (default: protocol=demo)
+    bench sync RUN_DIR... [--uri URI]            upload run folders to MLflow (after a tracking failure)
+    bench evaluate RUN [overrides] [--perturb jpeg=90,70 blur=1 resize=0.5]   re-evaluate a run's checkpoint
     bench leaderboard --table NAME [--format github|latex|csv] [--experiment NAME] [--uri URI]
     bench list [detectors|datasets|protocols|plugins|tables]
     bench prepare dataset=NAME [overrides...]   videos -> face crops + manifest
@@ -40,6 +42,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         for cfg in configs:
             print(OmegaConf.to_yaml(cfg, resolve=True))
         return 0
+    from bench.preflight import check_run
+
+    for cfg in configs:  # roots, store, resume file: before importing torch, for every run of a sweep
+        check_run(cfg)
     from bench.runner import run
 
     failures = []
@@ -56,6 +62,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     if failures:
         print(f"bench: {len(failures)} of {len(configs)} runs failed: " + "; ".join(failures), file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from bench.tracking import sync
+
+    for run_dir in args.run_dirs:
+        r = sync(run_dir, uri=args.uri)
+        print(f"{run_dir}: {'new' if r.created else 'its own'} MLflow run {r.run_id}, {r.metrics} metric points and "
+              f"{r.artifacts} files uploaded")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from bench.evaluate import evaluate_run
+
+    evaluate_run(args.run, args.overrides, args.perturb)
     return 0
 
 
@@ -130,6 +153,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cfg", action="store_true", help="print the resolved config(s) and exit")
     p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. detector=moa_clip trainer.epochs=3")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("sync", help="upload finished run folders to MLflow (after a tracking failure); idempotent")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--uri", default=None, help="MLflow tracking URI (default: the one the run was started with)")
+    p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser("evaluate", help="re-evaluate a finished run's selected checkpoint on other or perturbed test sets")
+    p.add_argument("run", metavar="RUN", help="a run folder, or an MLflow run id (looked up in tracking.uri)")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. protocol=ff_to_all tracking.uri=... (before --perturb)")
+    p.add_argument("--perturb", nargs="+", default=[], metavar="KIND=LEVELS",
+                   help="jpeg=QUALITY,..  blur=SIGMA,..  resize=FACTOR,..: one extra evaluation per level")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("leaderboard", help="render a results table from the MLflow runs")
     p.add_argument("--table", required=True, help="table name (bench list tables)")

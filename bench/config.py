@@ -40,7 +40,9 @@ class ProtocolConfig:
     description: str = ""
     scale: str = "full"  # default `scale` for this protocol (the demo uses "tiny")
     train: SplitSpec = MISSING  # split: train; its `domains` are the training forgery domains
-    val: SplitSpec | None = None  # checkpoint selection; null = the train spec on split "val"
+    # checkpoint selection; defaults to the train spec on split "val" (a node, so `protocol.val.split=...` overrides work)
+    val: SplitSpec | None = field(default_factory=lambda: SplitSpec(
+        dataset="${..train.dataset}", split="val", domains="${..train.domains}", real="${..train.real}"))
     test: dict[str, SplitSpec] = field(default_factory=dict)  # test-set name -> spec
     # How real training samples get a domain id (MoA-CLIP's per-domain adapters/losses need one):
     # "balanced": each real video is assigned to one fake domain by a stable hash of its key, so every domain
@@ -86,6 +88,13 @@ class TrackingConfig:
 
 
 @dataclass
+class DataConfig:
+    """How training and testing read images."""
+
+    on_bad_image: str = "error"  # error (stop, naming the file) | skip (leave it out; counts logged and shown in the results)
+
+
+@dataclass
 class PathsConfig:
     cache: str = "${oc.env:BENCH_CACHE,${oc.env:HOME,.}/.cache/forgerybench}"  # generated/prepared data
     output: str = "${oc.env:BENCH_OUTPUT,outputs}"  # checkpoints and run folders
@@ -106,6 +115,7 @@ class RunConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    data: DataConfig = field(default_factory=DataConfig)
     datasets: Any = MISSING  # name -> that dataset's config_class; every registered dataset is present
     meta: RunMeta = field(default_factory=RunMeta)
 
