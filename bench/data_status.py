@@ -11,7 +11,7 @@ import pandas as pd
 
 from bench.dataset import SPLITS, VideoDatasetAdapter
 from bench.errors import BenchError
-from bench.manifest import MANIFEST, OK, failures, read_manifest_meta
+from bench.manifest import OK, failures, manifest_path, read_manifest_meta
 from bench.prepare import prepare_config, video_adapter
 
 
@@ -42,7 +42,7 @@ def status_frame(cfg: Any) -> pd.DataFrame:
             raw = getattr(adapter.cfg, "root", None)
             env = f" / env {adapter.root_env}" if adapter.root_env else ""
             root, readable = (f"{raw} (missing)" if raw else f"not set: datasets.{name}.root{env}"), False
-        manifest = adapter.cache_dir / MANIFEST
+        manifest = manifest_path(adapter)
         prepared = pd.read_parquet(manifest, columns=["split", "frame", "status"]) if manifest.is_file() else None
         prepared_splits = read_manifest_meta(manifest)["splits"] if prepared is not None else {}
         if not readable and prepared is None:  # nothing to show per split

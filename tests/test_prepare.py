@@ -14,11 +14,13 @@ from omegaconf import OmegaConf
 
 from bench.dataset import DatasetConfig, VideoDatasetAdapter, VideoRecord, load_image
 from bench.errors import BenchError
-from bench.faces import HaarConfig, HaarFaceDetector, crop_box, largest, square_crop
+from bench.crops import DONE, source_dir, variant, video_dir
+from bench.faces import crop_box, largest, square_crop
+from bench.faces.haar import HaarConfig, HaarFaceDetector
 from bench.plugins import load_plugins
 from bench.data_status import data_status
-from bench.manifest import DECODE_ERROR, MANIFEST, NO_FACE, OK, prepared_samples
-from bench.prepare import DONE, PrepareConfig, prepare_dataset, run_prepare, variant, video_dir
+from bench.manifest import DECODE_ERROR, NO_FACE, OK, manifest_path, prepared_samples
+from bench.prepare import PrepareConfig, prepare_dataset, run_prepare
 from bench.records import REAL_DOMAIN
 from bench.video import even_indices, write_video
 
@@ -90,12 +92,12 @@ def config(**kw) -> PrepareConfig:
 
 
 def manifest(adapter: ClipFolder) -> pd.DataFrame:
-    return pd.read_parquet(adapter.cache_dir / MANIFEST)
+    return pd.read_parquet(manifest_path(adapter))
 
 
 def test_haar_finds_the_astronaut_at_fixture_size() -> None:
     face = largest(HaarFaceDetector(HaarConfig()).detect(astronaut_frames(1)[0]))
-    assert face is not None and iou(face, scaled(ASTRONAUT_FACE)) > 0.5
+    assert face is not None and iou(face.box, scaled(ASTRONAUT_FACE)) > 0.5 and face.score > 0.5
     assert largest(HaarFaceDetector(HaarConfig()).detect(blank_frames(1)[0])) is None
 
 
@@ -126,7 +128,7 @@ def test_prepare_turns_a_face_video_into_face_crops(adapter) -> None:
         crop = load_image(s)
         assert crop.shape == (256, 256, 3)
         face = largest(HaarFaceDetector(HaarConfig()).detect(crop))  # the face is found again, filling the crop
-        assert face is not None and (face[2] - face[0]) > 256 / 2
+        assert face is not None and (face.box[2] - face.box[0]) > 256 / 2
 
 
 def test_no_face_and_corrupt_inputs_are_reported_while_the_rest_is_prepared(adapter, caplog) -> None:
@@ -139,7 +141,11 @@ def test_no_face_and_corrupt_inputs_are_reported_while_the_rest_is_prepared(adap
     assert (broken.status == DECODE_ERROR).all() and (broken.frame == -1).all() and (broken.error.str.len() > 0).all()
     assert (m[m.video == "clips/real/carol"].status == OK).sum() == 4  # the good video of that split is prepared
     assert summary.frames[NO_FACE] == 3 and len(summary.unreadable) == 3
-    assert "empty: cannot open" in summary.render()
+    reasons = dict(zip(broken.video, broken.error))  # each failure says what is wrong with the file
+    assert reasons["clips/fake/empty"] == "empty file (0 bytes)"
+    assert reasons["clips/fake/readme"].startswith("not a video: no known container signature")
+    assert reasons["clips/fake/truncated"].startswith("truncated")
+    assert "clips/fake/empty: empty file (0 bytes)" in summary.render()
     with caplog.at_level(logging.WARNING, logger="bench.manifest"):
         test = prepared_samples(adapter, "test")
         val = prepared_samples(adapter, "val")
@@ -152,14 +158,15 @@ def test_resume_skips_finished_videos_and_redoes_unfinished_ones(adapter, monkey
     prepare_dataset(adapter, config(), HaarFaceDetector)
     first = manifest(adapter)
     # Simulate a run killed while cropping `bob`: its done marker is missing and a temporary file is left over.
-    bob = adapter.cache_dir / "crops" / variant(config()) / video_dir("clips/fake/bob")
+    bob_path = str(adapter.root / "train/fake/bob.mp4")
+    bob = adapter.cache_dir / "crops" / variant(config()) / source_dir(bob_path) / video_dir("clips/fake/bob")
     (bob / DONE).unlink()
     (bob / ".000000.jpg.123.tmp").write_bytes(b"half a jpeg")
     redone = []
-    import bench.prepare as prep
+    import bench.workers as workers
 
-    real = prep.prepare_video
-    monkeypatch.setattr(prep, "prepare_video", lambda job, *a: redone.append(job.record.video) or real(job, *a))
+    real = workers.prepare_video
+    monkeypatch.setattr(workers, "prepare_video", lambda job, *a, **k: redone.append(job.record.video) or real(job, *a, **k))
     summary = prepare_dataset(adapter, config(), HaarFaceDetector)
     assert redone == ["clips/fake/bob"] and summary.reused == summary.videos - 1
     assert not list(adapter.cache_dir.rglob("*.tmp"))
@@ -242,6 +249,6 @@ def test_data_status(tmp_path, adapter, plugins) -> None:
     rows = {line.split()[2]: line for line in text.splitlines() if line.startswith("clips")}
     assert rows["train"].split()[3:6] == ["2", "2", "8"]  # listed, on disk, frames ok
     assert "3 unreadable videos" in rows["test"]
-    assert data_status(cli_config(tmp_path, None)).count("not set: datasets.clips.root") == 3  # prepared: per split
+    assert "not set: datasets.clips.root" in data_status(cli_config(tmp_path, None))
     other = cli_config(tmp_path / "elsewhere", None)
     assert "not set: datasets.clips.root" in data_status(other) and "not prepared" in data_status(other)
