@@ -5,6 +5,7 @@
     bench list [detectors|datasets|protocols|plugins|tables]
     bench prepare dataset=NAME [overrides...]   videos -> face crops + manifest
     bench data [status] [overrides...]          roots, videos found, prepared frames
+    bench predict PATH... --run RUN | --checkpoint best.pt   probability of fake per image / video
 """
 
 from __future__ import annotations
@@ -121,6 +122,12 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from bench.predict import run_predict
+
+    return run_predict(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench", description="ForgeryBench: cross-domain benchmarking of face-forgery detectors.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -145,6 +152,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare", help="turn a video dataset into cached face crops and a manifest")
     p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. dataset=ffpp datasets.ffpp.root=/data/ff")
     p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("predict", help="probability of fake for images, folders and videos, with a trained run")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="images, videos or folders of them")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", help="a run folder (holding config.yaml and best.pt) or an MLflow run id")
+    which.add_argument("--checkpoint", help="a checkpoint file (best.pt) with the run's config.yaml beside it")
+    p.add_argument("--format", default="table", choices=["table", "csv", "json"])
+    p.add_argument("--per-frame", action="store_true", help="one row per frame instead of per input (table, csv)")
+    p.add_argument("--frames", type=int, default=32, help="evenly spaced frames per video (default: %(default)s)")
+    p.add_argument("--face-detector", default="haar", help="a registered face detector (default: %(default)s)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: %(default)s)")
+    p.add_argument("--uri", default="sqlite:///mlflow.db", help="MLflow URI to look a run id up in (default: %(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("data", help="per dataset: root, videos found vs expected, prepared frames")
     p.add_argument("status", nargs="?", choices=["status"], default="status")
