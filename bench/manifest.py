@@ -9,7 +9,7 @@ Columns (one row per sampled frame; a row with frame -1 is a video that could no
 |---|---|
 | dataset, split, domain, label, video, source | as the adapter listed the video (`VideoRecord`) |
 | frame | frame index in presentation order (-1: unreadable video) |
-| status | ok, no_face, off_track (a face jumped off the video's track: not cropped), decode_error |
+| status | ok, no_face, off_track (a face jumped off the video's track: not cropped), decode_error, bad_crop (the crop failed `bench data verify`) |
 | error | why, for decode_error (empty file / not a video / truncated or corrupt / frame not decodable) |
 | crop | the crop file, relative to the dataset's cache folder (null unless ok) |
 | face_x0, face_y0, face_x1, face_y1 | the chosen face box in frame pixels |
@@ -68,6 +68,20 @@ def dataset_fingerprint(adapter: DatasetAdapter) -> str:
 def manifest_path(adapter: DatasetAdapter) -> Path:
     """`<cache>/<dataset>/manifests/<config fingerprint>.parquet`."""
     return adapter.cache_dir / "manifests" / f"{dataset_fingerprint(adapter)}.parquet"
+
+
+def write_manifest_table(path: Path, frame: pd.DataFrame, meta: dict[str, Any]) -> None:
+    """Write `frame` with `meta` in the parquet metadata, atomically (temporary file + rename)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from bench.crops import atomic_write
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta).encode()})
+    buf = pa.BufferOutputStream()
+    pq.write_table(table, buf)
+    atomic_write(path, buf.getvalue().to_pybytes())
 
 
 def read_manifest_meta(path: Path) -> dict[str, Any]:

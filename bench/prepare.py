@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.config import PrepareConfig
-from bench.crops import DONE, HOST, TMP_SUFFIX, VideoJob, VideoResult, atomic_write, file_stamp, source_dir, variant, video_dir
+from bench.crops import DONE, HOST, TMP_SUFFIX, VideoJob, VideoResult, file_stamp, source_dir, variant, video_dir
 from bench.dataset import SPLITS, VideoDatasetAdapter
 from bench.datasets._common import hash_unit
 from bench.errors import BenchError
 from bench.faces import FaceDetector, build_face_detector
 from bench.faces.track import SELECTIONS
-from bench.manifest import META_KEY, OK, failures, manifest_path, read_manifest_meta
+from bench.manifest import OK, failures, manifest_path, read_manifest_meta, write_manifest_table
 from bench.workers import run_pool
 
 if TYPE_CHECKING:  # pandas is imported where used: the CLI imports this module for every `bench prepare`
@@ -229,8 +229,6 @@ def manifest_frame(adapter: VideoDatasetAdapter, jobs: list[VideoJob], results: 
 def write_manifest(adapter: VideoDatasetAdapter, frame: pd.DataFrame, cfg: PrepareConfig) -> Path:
     """Write the manifest of `cfg.splits`, keeping earlier-prepared other splits when their settings match."""
     import pandas as pd
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     path = manifest_path(adapter)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -246,11 +244,7 @@ def write_manifest(adapter: VideoDatasetAdapter, frame: pd.DataFrame, cfg: Prepa
             splits = {**{s: old_meta["splits"][s] for s in kept}, **splits}
     meta = {"variant": variant(cfg), "settings": settings, "splits": splits,
             "dataset_config": json.loads(json.dumps(asdict(adapter.cfg), default=str))}
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta).encode()})
-    buf = pa.BufferOutputStream()
-    pq.write_table(table, buf)
-    atomic_write(path, buf.getvalue().to_pybytes())
+    write_manifest_table(path, frame, meta)
     return path
 
 

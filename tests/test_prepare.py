@@ -241,14 +241,71 @@ def test_run_prepare_exit_codes(tmp_path, adapter, plugins, capsys) -> None:
 
 
 def test_data_status(tmp_path, adapter, plugins) -> None:
+    from bench.data_status import status_frame
+
     cfg = cli_config(tmp_path, adapter.root, dataset=None)
     text = data_status(cfg)
     assert "clips" in text and str(adapter.root) in text and "not prepared" in text
+    assert "synthetic" in text and "diff" in text  # image and generated datasets are shown too
     run_prepare(cli_config(tmp_path, adapter.root, splits=["train", "test"]))
-    text = data_status(cfg)
-    rows = {line.split()[2]: line for line in text.splitlines() if line.startswith("clips")}
-    assert rows["train"].split()[3:6] == ["2", "2", "8"]  # listed, on disk, frames ok
-    assert "3 unreadable videos" in rows["test"]
-    assert "not set: datasets.clips.root" in data_status(cli_config(tmp_path, None))
-    other = cli_config(tmp_path / "elsewhere", None)
-    assert "not set: datasets.clips.root" in data_status(other) and "not prepared" in data_status(other)
+    rows = status_frame(cli_config(tmp_path, adapter.root)).set_index("split")
+    assert rows.loc["train", "listed"] == "2 videos" and rows.loc["train", "on disk"] == 2
+    assert rows.loc["train", "by label"] == "real 1, fake 1" and rows.loc["train", "by domain"] == "fake 1, real 1"
+    assert rows.loc["train", "frames ok"] == 8 and "3 unreadable videos" in rows.loc["test", "failed"]
+    assert rows.loc["val", "frames ok"] == "not prepared"
+    unset = status_frame(cli_config(tmp_path, None))
+    assert "has no root configured: set datasets.clips.root" in unset.root[0]  # the real error, not "(missing)"
+
+
+def test_trial_run_prepares_a_few_videos_per_split_over_domains(tmp_path, adapter, plugins, caplog) -> None:
+    summary = prepare_dataset(adapter, config(splits=["test"], max_videos=2), HaarFaceDetector)
+    m = manifest(adapter)
+    assert summary.videos == 2 and m.video.nunique() == 2 and set(m.domain) == {"real", "fake"}
+    with caplog.at_level(logging.WARNING, logger="bench.manifest"):
+        prepared_samples(adapter, "test")
+    assert "trial preparation (prepare.max_videos=2)" in caplog.text
+    from bench.data_status import status_frame
+
+    rows = status_frame(cli_config(tmp_path, adapter.root)).set_index("split")
+    assert "trial: 2 videos" in str(rows.loc["test", "frames ok"])
+
+
+def test_cache_is_keyed_by_root(tmp_path, adapter) -> None:
+    import shutil
+
+    prepare_dataset(adapter, config(splits=["train"]), HaarFaceDetector)
+    copy = tmp_path / "copy"
+    shutil.copytree(adapter.root, copy)
+    other = ClipFolder(DatasetConfig(name="clips", root=str(copy)), adapter.cache_dir)  # same cache folder
+    summary = prepare_dataset(other, config(splits=["train"]), HaarFaceDetector)
+    assert summary.reused == 0 and manifest_path(other) != manifest_path(adapter)  # nothing shared with the first root
+    assert set(manifest(other).video_path.map(lambda p: Path(p).parent.parent.parent)) == {copy}
+    assert len(prepared_samples(adapter, "train")) == len(prepared_samples(other, "train")) == 8
+
+
+def test_data_verify_marks_bad_crops_in_the_manifest(tmp_path, adapter, plugins, capsys) -> None:
+    from bench.data_verify import run_verify
+
+    run_prepare(cli_config(tmp_path, adapter.root, splits=["train"]))
+    cfg = cli_config(tmp_path, adapter.root, splits=["train"])
+    assert run_verify(cfg, "clips") == 0
+    crops = sorted((tmp_path / "cache/clips/crops").rglob("*.jpg"))
+    crops[0].write_bytes(crops[0].read_bytes()[:3000])  # truncated: libjpeg only warns
+    crops[1].unlink()  # deleted
+    crops[2].write_text("not a jpeg")
+    capsys.readouterr()
+    assert run_verify(cfg, "clips") == 1
+    out = capsys.readouterr().out
+    assert "3 failed" in out and "truncated" in out and "missing" in out and "not decodable" in out
+    from bench.data_verify import BAD_CROP
+
+    m = pd.read_parquet(next((tmp_path / "cache/clips/manifests").glob("*.parquet")))
+    assert (m.status == BAD_CROP).sum() == 3 and len(prepared_samples(ClipFolder(adapter.cfg, tmp_path / "cache/clips"), "train")) == 5
+
+
+def test_prepare_cfg_prints_the_config(capsys) -> None:
+    from bench.cli import main
+
+    assert main(["prepare", "--cfg", "dataset=ffpp", "prepare.max_videos=3"]) == 0
+    out = capsys.readouterr().out
+    assert "dataset: ffpp" in out and "max_videos: 3" in out and "selection: track" in out
