@@ -7,6 +7,8 @@
     bench list [detectors|datasets|protocols|plugins|tables]
     bench prepare dataset=NAME [overrides...]   videos -> face crops + manifest
     bench data [status] [overrides...]          roots, videos found, prepared frames
+    bench data verify DATASET [overrides...]    decode every listed image / prepared crop
+    bench predict PATH... --run RUN | --checkpoint best.pt   probability of fake per image / video
 """
 
 from __future__ import annotations
@@ -134,14 +136,34 @@ def _prepare_config(overrides: list[str]):
 def cmd_prepare(args: argparse.Namespace) -> int:
     from bench.prepare import run_prepare
 
-    return run_prepare(_prepare_config(args.overrides))
+    cfg = _prepare_config(args.overrides)
+    if args.cfg:
+        from omegaconf import OmegaConf
+
+        print(OmegaConf.to_yaml(cfg, resolve=True))
+        return 0
+    return run_prepare(cfg)
 
 
 def cmd_data(args: argparse.Namespace) -> int:
+    if args.action == "verify":
+        from bench.data_verify import run_verify
+
+        names = [o for o in args.overrides if "=" not in o]
+        if len(names) != 1:
+            raise BenchError("which dataset? bench data verify DATASET [overrides...]", key="dataset")
+        overrides = [o for o in args.overrides if "=" in o]
+        return run_verify(_prepare_config([f"dataset={names[0]}", *overrides]), names[0])
     from bench.data_status import data_status
 
     print(data_status(_prepare_config(args.overrides)))
     return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from bench.predict import run_predict
+
+    return run_predict(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -178,12 +200,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("prepare", help="turn a video dataset into cached face crops and a manifest")
+    p.add_argument("--cfg", action="store_true", help="print the resolved config and exit")
     p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. dataset=ffpp datasets.ffpp.root=/data/ff")
     p.set_defaults(func=cmd_prepare)
 
-    p = sub.add_parser("data", help="per dataset: root, videos found vs expected, prepared frames")
-    p.add_argument("status", nargs="?", choices=["status"], default="status")
-    p.add_argument("overrides", nargs="*")
+    p = sub.add_parser("predict", help="probability of fake for images, folders and videos, with a trained run")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="images, videos or folders of them")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", help="a run folder (holding config.yaml and best.pt) or an MLflow run id")
+    which.add_argument("--checkpoint", help="a checkpoint file (best.pt) with the run's config.yaml beside it")
+    p.add_argument("--format", default="table", choices=["table", "csv", "json"])
+    p.add_argument("--per-frame", action="store_true", help="one row per frame instead of per input (table, csv)")
+    p.add_argument("--frames", type=int, default=32, help="evenly spaced frames per video (default: %(default)s)")
+    p.add_argument("--face-detector", default="haar", help="a registered face detector (default: %(default)s)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: %(default)s)")
+    p.add_argument("--uri", default="sqlite:///mlflow.db", help="MLflow URI to look a run id up in (default: %(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("data", help="status: per dataset and split, what is listed, on disk and prepared; "
+                                    "verify DATASET: decode every image / crop")
+    p.add_argument("action", nargs="?", choices=["status", "verify"], default="status")
+    p.add_argument("overrides", nargs="*", help="verify: the dataset name first; then Hydra overrides")
     p.set_defaults(func=cmd_data)
     return parser
 

@@ -157,7 +157,8 @@ class VideoRecord:
     label: int  # 0 real / 1 fake (converted from the dataset's own convention)
     video: str  # unique key across datasets and manipulations, e.g. "ffpp/Deepfakes/000_003"
     path: str  # absolute path of the video file
-    source: str | None = None  # e.g. FF++ target id; used to assign real videos to domains
+    source: str | None = None  # the source clip/identity where the dataset knows it (FF++: target id of a fake)
+    mask: str | None = None  # a video of the manipulation mask, frame-aligned (FF++/DFD fakes), where shipped
 
 
 class VideoDatasetAdapter(DatasetAdapter):

@@ -24,3 +24,11 @@ def test_crop_loading_benchmark_measures_every_format():
     out = run_script("crop_loading.py", "--images", "16", "--repeat", "1")
     for fmt in ("png", "jpeg q95 (cv2: bench.dataset.load_image)", "raw .npy per crop"):
         assert fmt in out
+
+
+def test_face_prepare_benchmark_compares_detectors_and_stages():
+    out = run_script("face_prepare.py", "--smoke")
+    assert "| haar | largest |" in out and "| haar | best |" in out
+    for stage in ("decode", "detect, before", "detect, after", "encode", "whole path, after"):
+        assert f"| {stage}" in out
+    assert "FF++ c23" in out and "4-node cluster" in out
