@@ -143,26 +143,31 @@ def select_faces(frames: Sequence[np.ndarray | None], detector: FaceDetector, *,
         choices = [FaceChoice(None, len(found.get(i, [])), "anchor", NO_FACE) for i in range(len(frames))]
         return VideoFaces(choices, _flags(choices, 0, 0.0, min_confidence))
 
-    choices: list[FaceChoice] = []
-    last: tuple[int, Box] | None = None
+    choices: list[FaceChoice | None] = [None] * len(frames)
     rejected = 0
-    for i, frame in enumerate(frames):
-        if frame is None:
-            choices.append(FaceChoice(None, 0, "", NO_FACE))
-            continue
-        if i in track:
-            face = track[i]
-            choices.append(FaceChoice(face, len(found[i]), "anchor", OK))
-            last = (i, face.box)
-            continue
-        predicted = _predict(i, last, track)
-        choice = _follow(frame, predicted, detector, hints[i], found.get(i))
-        rejected += choice.status == OFF_TRACK
-        choices.append(choice)
-        if choice.face is not None:
-            last = (i, choice.face.box)
+    first = min(track)
+    # Forward from the track's first anchor, then backward to the frames before it (each predicted from its
+    # neighbour already chosen, so a face that entered the track late is still followed to the start).
+    for order in (range(first, len(frames)), range(first - 1, -1, -1)):
+        last: tuple[int, Box] | None = None
+        for i in order:
+            frame = frames[i]
+            if frame is None:
+                choices[i] = FaceChoice(None, 0, "", NO_FACE)
+                continue
+            if i in track:
+                choices[i] = FaceChoice(track[i], len(found[i]), "anchor", OK)
+                last = (i, track[i].box)
+                continue
+            predicted = _predict(i, last, track) if i > first else (last[1] if last else track[first].box)
+            choice = _follow(frame, predicted, detector, hints[i], found.get(i))
+            rejected += choice.status == OFF_TRACK
+            choices[i] = choice
+            if choice.face is not None:
+                last = (i, choice.face.box)
     missing_anchors = sum(a not in track for a in anchors)
-    return VideoFaces(choices, _flags(choices, rejected, missing_anchors / len(anchors), min_confidence))
+    done = [c for c in choices if c is not None]
+    return VideoFaces(done, _flags(done, rejected, missing_anchors / len(anchors), min_confidence))
 
 
 def _predict(i: int, last: tuple[int, Box] | None, track: dict[int, Face]) -> Box:
