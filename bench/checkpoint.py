@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,14 +103,20 @@ def load_weights(path: str | Path, key: str) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        if "weights only" not in str(err).lower():
-            raise BenchError(f"{path} is not a torch weights file (unpickling failed: {_first_line(err)})", key=key) from None
+        if not _pickle_container(path):  # a text or other file that only happens to start like a pickle opcode
+            raise BenchError(f"{path} is not a readable torch file (UnpicklingError: {_first_line(err)})", key=key) from None
         raise BenchError(f"{path} is not a plain weights file: it holds pickled Python objects, which are never "
                          f"loaded because unpickling can run code. If you trust its source, re-save only its tensors "
                          f"(a dict of name -> tensor, e.g. the model's state_dict()) with torch.save and pass that file",
                          key=key) from None
     except Exception as err:  # a text file (KeyError), a truncated zip (RuntimeError), an empty file (EOFError) ...
         raise BenchError(f"{path} is not a readable torch file ({type(err).__name__}: {_first_line(err)})", key=key) from None
+
+
+def _pickle_container(path: Path) -> bool:
+    """torch.save's zip archive, or a bare pickle (protocol >= 2 starts with the PROTO opcode 0x80)."""
+    with open(path, "rb") as f:
+        return zipfile.is_zipfile(f) or f.seek(0) == 0 and f.read(1) == b"\x80"
 
 
 def _first_line(err: BaseException) -> str:
@@ -136,7 +143,11 @@ def restore(payload: dict[str, Any], *, model: Detector, optimizer: torch.optim.
     if not torch.allclose(fingerprint(frozen), payload["frozen_fingerprint"], rtol=1e-6, atol=1e-6):
         raise BenchError("the checkpoint was trained on other frozen backbone weights than this config builds; "
                          "use the run's own config (its config.yaml)", key="detector")
-    missing, unexpected = model.load_state_dict(payload["model"], strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(payload["model"], strict=False)
+    except RuntimeError as err:  # shapes differ (another width, another architecture)
+        raise BenchError(f"checkpoint does not fit the model: {_first_line(err)} ...; resume with the run's own config",
+                         key="trainer.resume") from None
     if set(missing) != set(frozen) or unexpected:
         raise BenchError(f"checkpoint does not fit the model: missing {sorted(set(missing) - set(frozen))[:5]}, "
                          f"unexpected {sorted(unexpected)[:5]}", key="trainer.resume")

@@ -271,10 +271,10 @@ def test(c: RunConfig, log: RunLog, model, data: RunData, state: checkpoint.Trai
     log.finish(FINISHED)
     if health != guards.OK:
         print(f"bench: warning: {reason}; the run is marked bench.health={health} and is not a result", file=sys.stderr)
-    if log.tracker.failed:
-        print(f"bench: warning: MLflow does not have this run in full; upload it with: bench sync {folder.path}",
-              file=sys.stderr)
     run_id = log.record.mlflow.run_id
-    print(f"run folder: {folder.path}" + (f" | MLflow run {run_id} in {c.tracking.uri}" if run_id else ""))
+    mirror = f" | MLflow run {run_id} in {c.tracking.uri}" if run_id else ""
+    if log.tracker.failed:
+        mirror = f" | MLflow does not have it in full: bench sync {folder.path}"
+    print(f"run folder: {folder.path}{mirror}")
     return RunResult(run_dir=folder.path, run_id=run_id, best_epoch=state.best_epoch, val_score=state.best_score,
                      metrics=results, health=health)

@@ -10,6 +10,7 @@ imports mlflow (lazily: the import costs over a second).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import time
@@ -81,6 +82,26 @@ def connect(uri: str, experiment: str):
         if exp.lifecycle_stage == "deleted":
             client.restore_experiment(exp.experiment_id)
         return client, exp.experiment_id
+
+
+@contextlib.contextmanager
+def quiet_mlflow() -> Iterator[None]:
+    """MLflow logs its own traceback (level ERROR) before raising; the caller reports the failure in one line."""
+    logger = logging.getLogger("mlflow")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def root_cause(err: BaseException) -> str:
+    """`Type: first line` of the innermost exception (MLflow wraps SQLAlchemy, which wraps sqlite3)."""
+    while (err.__cause__ or err.__context__) is not None:
+        err = err.__cause__ or err.__context__
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0][:200] if lines else ''}"
 
 
 def _transient(err: BaseException) -> bool:
@@ -168,11 +189,11 @@ class MlflowTracker(Tracker):
         if self.failed or (self.run_id is None and what != "start"):
             return
         try:
-            fn(*args)
+            with quiet_mlflow():
+                fn(*args)
         except Exception as err:
             self.failed = True
-            reason = " ".join(f"{type(err).__name__}: {err}".split())[:300]
-            print(f"bench: warning: MLflow tracking failed ({what}: {reason}); the run goes on and is saved in "
+            print(f"bench: warning: MLflow tracking failed ({what}: {root_cause(err)}); the run goes on and is saved in "
                   f"{self.run_dir}; upload it later with: bench sync {self.run_dir}", file=sys.stderr)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
@@ -218,13 +239,13 @@ def sync(run_dir: str | Path, uri: str | None = None) -> SyncReport:
         raise BenchError(f"{folder.path} was run without tracking; give the store: bench sync {folder.path} --uri URI")
     experiment = rec.mlflow.experiment or rec.tags.get("bench.protocol") or "default"
     try:
-        client, exp_id = connect(uri, experiment)
-        return _upload(client, exp_id, folder, uri, experiment)
+        with quiet_mlflow():
+            client, exp_id = connect(uri, experiment)
+            return _upload(client, exp_id, folder, uri, experiment)
     except BenchError:
         raise
     except Exception as err:
-        raise BenchError(f"cannot sync {folder.path} to {uri}: {type(err).__name__}: {' '.join(str(err).split())[:300]}",
-                         key="--uri") from None
+        raise BenchError(f"cannot sync {folder.path} to {uri}: {root_cause(err)}", key="--uri") from None
 
 
 def _upload(client, exp_id: str, folder: RunFolder, uri: str, experiment: str) -> SyncReport:
