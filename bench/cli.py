@@ -3,7 +3,9 @@
     bench run [-m] [--cfg] [overrides...]     train + select on val + evaluate (default: protocol=demo)
     bench sync RUN_DIR... [--uri URI]            upload run folders to MLflow (after a tracking failure)
     bench evaluate RUN [overrides] [--perturb jpeg=90,70 blur=1 resize=0.5]   re-evaluate a run's checkpoint
-    bench leaderboard --table NAME [--format github|latex|csv] [--experiment NAME] [--uri URI]
+    bench leaderboard --table NAME [--format github|latex|csv] [--experiment NAME] [--uri URI] [--show-runs]
+                      [--include-dirty] [--include-incomplete] [--include-unhealthy] [--baseline DETECTOR]
+    bench compare RUN_A RUN_B [--uri URI]    ΔAUC per test set: DeLong's test and a paired video bootstrap
     bench list [detectors|datasets|protocols|plugins|tables]
     bench prepare dataset=NAME [overrides...]   videos -> face crops + manifest
     bench data [status] [overrides...]          roots, videos found, prepared frames
@@ -87,7 +89,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from bench.leaderboard import leaderboard
 
-    print(leaderboard(args.table, fmt=args.format, experiment=args.experiment, uri=args.uri))
+    include = frozenset(name for name in ("dirty", "incomplete", "unhealthy") if getattr(args, f"include_{name}"))
+    print(leaderboard(args.table, fmt=args.format, experiment=args.experiment, uri=args.uri, include=include,
+                      show_runs=args.show_runs, baseline=args.baseline, resamples=args.resamples))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from bench.compare import compare
+
+    print(compare(args.run_a, args.run_b, uri=args.uri, resamples=args.resamples, seed=args.seed))
     return 0
 
 
@@ -193,7 +204,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="github", choices=["github", "latex", "csv"])
     p.add_argument("--experiment", default=None, help="MLflow experiment(s) to read, comma-separated (default: the table's)")
     p.add_argument("--uri", default="sqlite:///mlflow.db", help="MLflow tracking URI (default: %(default)s)")
+    p.add_argument("--show-runs", action="store_true", help="list every run used (and left out) below the table")
+    for name, what in (("dirty", "runs from a modified work tree"), ("incomplete", "smoke / interrupted runs"),
+                       ("unhealthy", "diverged or constant-score runs")):
+        p.add_argument(f"--include-{name}", action="store_true", help=f"show {what} as their own, marked rows")
+    p.add_argument("--baseline", default=None, metavar="DETECTOR",
+                   help="mark cells that differ significantly from this detector's default row (paired video bootstrap)")
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for --baseline (default: %(default)s)")
     p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("compare", help="ΔAUC of two runs per test set: DeLong's test and a paired video bootstrap")
+    p.add_argument("run_a", metavar="RUN_A", help="a run folder or an MLflow run id (or its first characters)")
+    p.add_argument("run_b", metavar="RUN_B")
+    p.add_argument("--uri", default="sqlite:///mlflow.db", help="MLflow tracking URI (default: %(default)s)")
+    p.add_argument("--resamples", type=int, default=1000, help="paired bootstrap resamples (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("list", help="list detectors, datasets, protocols, plugins or tables")
     p.add_argument("what", nargs="?", default="detectors", choices=["detectors", "datasets", "protocols", "plugins", "tables"])

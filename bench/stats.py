@@ -104,33 +104,47 @@ def auc_interval(labels: np.ndarray, scores: np.ndarray, n: int, seed: int = 0, 
     return float(low), float(high)
 
 
-def _bootstrap_p(deltas: np.ndarray) -> float:
+def bootstrap_p(deltas: np.ndarray) -> float:
     """Two-sided percentile-bootstrap p-value of "difference = 0": the smallest α whose (1 - α) interval excludes 0."""
     if deltas.size == 0:
         return float("nan")
     return float(min(1.0, 2 * min((deltas <= 0).mean(), (deltas >= 0).mean())))
 
 
-def paired_bootstrap(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray, n: int = 1000, seed: int = 0,
-                     groups: np.ndarray | None = None, level: float = 0.95) -> PairedAUC:
-    """Δ = AUC(A) - AUC(B) on the same samples; interval and p-value from `n` shared (cluster) resamples.
+def paired_deltas(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray, n: int = 1000, seed: int = 0,
+                  groups: np.ndarray | None = None) -> tuple[float, float, np.ndarray]:
+    """(mean AUC of A's runs, of B's runs, and the bootstrap differences (n,)) from `n` shared (cluster) resamples.
 
-    `scores_a`, `scores_b`: (N,) for one run each, or (R_a, N), (R_b, N) for several runs (seeds) each; then
-    Δ is the difference of the mean AUC over A's runs and over B's runs, every run seeing the same resample.
+    `scores_a`, `scores_b`: (N,) for one run each, or (R_a, N), (R_b, N) for several runs (seeds) each; then the
+    difference is that of the mean AUC over A's runs and over B's runs, every run seeing the same resample.
     """
     a, b = np.atleast_2d(scores_a), np.atleast_2d(scores_b)
     if a.shape[1] != b.shape[1]:
         raise InvalidInput(f"A and B are scored on different numbers of samples: {a.shape[1]} vs {b.shape[1]}")
     labels, both = check_binary(labels, np.vstack([a, b]))
-    codes, _, _ = _clusters(labels, groups)
     aucs = bootstrap_auc(labels, both, n, seed, groups)  # (n, R_a + R_b)
     deltas = aucs[:, :len(a)].mean(axis=1) - aucs[:, len(a):].mean(axis=1)
-    point = [np.mean([roc_auc_score(labels, row) for row in m]) for m in (a, b)]
+    auc_a, auc_b = (float(np.mean([roc_auc_score(labels, row) for row in m])) for m in (a, b))
+    return auc_a, auc_b, deltas
+
+
+def paired_bootstrap(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray, n: int = 1000, seed: int = 0,
+                     groups: np.ndarray | None = None, level: float = 0.95) -> PairedAUC:
+    """Δ = AUC(A) - AUC(B) on the same samples (means over runs, see `paired_deltas`); its percentile interval and
+    two-sided p-value from `n` shared (cluster) resamples."""
+    auc_a, auc_b, deltas = paired_deltas(labels, scores_a, scores_b, n, seed, groups)
+    low, high = delta_interval(deltas, level)
+    n_units = len(pd.unique(check_keys(groups))) if groups is not None else len(np.asarray(labels))
+    return PairedAUC(test="bootstrap", auc_a=auc_a, auc_b=auc_b, delta=auc_a - auc_b, ci_low=low, ci_high=high,
+                     p_value=bootstrap_p(deltas), n=n_units, resamples=n)
+
+
+def delta_interval(deltas: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    if deltas.size == 0:
+        return float("nan"), float("nan")
     tail = 50 * (1 - level)
-    low, high = np.percentile(deltas, [tail, 100 - tail]) if n else (np.nan, np.nan)
-    return PairedAUC(test="bootstrap", auc_a=float(point[0]), auc_b=float(point[1]), delta=float(point[0] - point[1]),
-                     ci_low=float(low), ci_high=float(high), p_value=_bootstrap_p(deltas), n=int(codes.max()) + 1,
-                     resamples=n)
+    low, high = np.percentile(deltas, [tail, 100 - tail])
+    return float(low), float(high)
 
 
 # ---- DeLong ----------------------------------------------------------------------------------------------------

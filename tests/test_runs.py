@@ -33,7 +33,8 @@ def test_ablation_sweep_renders_as_a_table(tmp_path, monkeypatch, mlflow_uri, ca
     runs = search_runs(mlflow_uri, ["demo"])
     assert sorted(runs["params.detector.ablate"]) == ["cac", "none"]
     capsys.readouterr()
-    assert main(["leaderboard", "--table", "ablation_losses", "--experiment", "demo", "--uri", mlflow_uri]) == 0
+    assert main(["leaderboard", "--table", "ablation_losses", "--experiment", "demo", "--uri", mlflow_uri,
+                 "--include-dirty"]) == 0  # the test may run from a modified work tree
     table = capsys.readouterr().out
     for _, run in runs.iterrows():
         assert f"{run['metrics.blend/auc']:.3f}" in table
