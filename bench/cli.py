@@ -11,17 +11,22 @@
     bench data [status] [overrides...]          roots, videos found, prepared frames
     bench data verify DATASET [overrides...]    decode every listed image / prepared crop
     bench predict PATH... --run RUN | --checkpoint best.pt   probability of fake per image / video
+    bench new detector|dataset NAME             a plugin distribution skeleton that installs and passes its test
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 
 from tabulate import tabulate
 
-from bench.errors import BenchError
+from bench.errors import BenchError, BenchWarning
+
+DEBUG_ENV = "BENCH_DEBUG"  # =1: show tracebacks instead of one-line errors
+
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from hydra.errors import HydraException
@@ -103,10 +108,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from bench.plugins import get_plugins
+    from bench.plugins import PluginWarning, get_plugins
 
-    plugins = get_plugins()
     what = args.what
+    if what == "plugins":  # the table says it all; and it must work to diagnose a clash
+        warnings.simplefilter("ignore", PluginWarning)
+    plugins = get_plugins(strict=what != "plugins")
     if what in ("detectors", "datasets"):
         reg = plugins.detectors if what == "detectors" else plugins.datasets
         rows = [[e.name, e.description, e.dist] for e in reg.entries()]
@@ -121,15 +128,13 @@ def cmd_list(args: argparse.Namespace) -> int:
             rows.append([name, p.version, p.description, providers.get(name, "forgerybench")])
         print(tabulate(rows, headers=["name", "version", "description", "provided by"]))
     elif what == "plugins":
-        rows = {}
-        for kind, reg in (("detector", plugins.detectors), ("dataset", plugins.datasets), ("face_detector", plugins.face_detectors)):
-            for e in reg.entries():
-                rows.setdefault(e.dist, []).append(f"{kind}:{e.name}")
-        for node in plugins.configs:
-            rows.setdefault(node.dist, []).append(f"config:{node.group}/{node.name}")
-        table = [[dist, ", ".join(items), "ok"] for dist, items in sorted(rows.items())]
-        table += [[dist, "", f"FAILED: {err}"] for dist, err in sorted(plugins.failed.items())]
-        print(tabulate(table, headers=["distribution", "registers", "status"]))
+        from bench.plugins import DISABLE_ENV, plugin_rows
+
+        print(tabulate(plugin_rows(plugins), headers=["distribution", "version", "registers", "status"],
+                       maxcolwidths=[None, None, 60, 70]))
+        if plugins.disabled:
+            print(f"\n{DISABLE_ENV}={plugins.disabled}: " + ("external plugins are not loaded" if plugins.disabled.lower()
+                  in ("1", "true", "yes", "all") else "the distributions named there are not loaded"))
     elif what == "tables":
         from bench.leaderboard import list_tables
 
@@ -177,8 +182,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return run_predict(args)
 
 
+def cmd_new(args: argparse.Namespace) -> int:
+    from bench.scaffold import new_plugin
+
+    target = new_plugin(args.kind, args.name, args.dir, args.description)
+    print(f"wrote {target}\nnext: pip install -e '{target}[test]' && pytest {target} && bench list plugins")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench", description="ForgeryBench: cross-domain benchmarking of face-forgery detectors.")
+    parser.add_argument("-p", dest="plugins", action="append", default=[], metavar="MODULE",
+                        help="load an importable module as a plugin (repeatable; like BENCH_PLUGINS=MODULE)")
+    parser.set_defaults(func=None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("run", help="train, select on validation, evaluate on the test sets (default protocol: demo)")
@@ -249,24 +265,63 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", nargs="?", choices=["status", "verify"], default="status")
     p.add_argument("overrides", nargs="*", help="verify: the dataset name first; then Hydra overrides")
     p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("new", help="write a plugin package skeleton (a detector or a dataset) that passes its own test")
+    p.add_argument("kind", choices=["detector", "dataset"])
+    p.add_argument("name", help="registry name, e.g. srm_cnn (lowercase, digits, _)")
+    p.add_argument("--dir", default=".", help="where to write bench-<name>/ (default: the working directory)")
+    p.add_argument("--description", default=None, help="one line for `bench list`")
+    p.set_defaults(func=cmd_new)
     return parser
+
+
+def _one_line_warnings() -> None:
+    """ForgeryBench's own warnings print as `bench: warning: ...`, without Python's file and source line."""
+    default = warnings.formatwarning
+
+    def fmt(message, category, filename, lineno, line=None):  # noqa: ANN001 - warnings' own signature
+        if issubclass(category, BenchWarning):
+            return f"bench: warning: {message}\n"
+        return default(message, category, filename, lineno, line)
+
+    warnings.formatwarning = fmt
+    warnings.filterwarnings("ignore", module="hydra")
+
+
+def _error(message: str) -> None:
+    print(f"bench: error: {message}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
-    args = parser.parse_args(argv or ["run"])
-    warnings.filterwarnings("ignore", module="hydra")
+    args = parser.parse_args(argv)
+    if args.func is None:
+        args = parser.parse_args([*argv, "run"])  # `bench` alone (or `bench -p x`) runs the demo
+    if args.plugins:
+        from bench.plugins import LOCAL_ENV
+
+        os.environ[LOCAL_ENV] = ",".join(filter(None, [os.environ.get(LOCAL_ENV, ""), *args.plugins]))
+    _one_line_warnings()
     try:
         return args.func(args)
-    except _user_errors() as err:
-        from bench.compose import friendly_error
-
-        print(f"bench: error: {friendly_error(err)}", file=sys.stderr)
-        return 2
+    except BrokenPipeError:  # `bench ... | head` closed the pipe: stop quietly, as a killed-by-SIGPIPE tool would
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+            raise
+        if isinstance(err, _user_errors()):
+            from bench.compose import friendly_error
+
+            _error(friendly_error(err))
+            return 2
+        first = next((line for line in str(err).splitlines() if line.strip()), "")
+        _error(f"unexpected {type(err).__name__}{': ' + first if first else ''} (set {DEBUG_ENV}=1 for the traceback)")
+        return 1
 
 
 if __name__ == "__main__":

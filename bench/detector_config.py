@@ -13,6 +13,8 @@ from typing import Any, ClassVar
 
 from omegaconf import MISSING
 
+from bench.checks import Check, at_least, between, length
+
 # open_clip.constants.OPENAI_DATASET_MEAN/STD, copied because importing open_clip imports torch (a test checks them)
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -21,6 +23,11 @@ TINY_ARCH = "ViT-Tiny-test"  # a CPU-sized open_clip tower registered by bench/o
 
 @dataclass
 class AugmentConfig:
+    checks: ClassVar[dict[str, Check]] = {
+        "hflip": between(0, 1), "blur": between(0, 1), "color": between(0, 1), "jpeg": between(0, 1),
+        "blur_sigma": length(2), "jpeg_quality": length(2),
+    }
+
     hflip: float = 0.0  # probability of a horizontal flip
     blur: float = 0.0  # probability of a Gaussian blur
     blur_sigma: tuple[float, float] = (0.1, 2.0)
@@ -51,10 +58,13 @@ class DetectorConfig:
     ClassVars (not config fields) a subclass sets:
       recipe: trainer overrides for its published training recipe (fields of `bench.config.TrainerConfig`).
       tiny: detector-config overrides that make it train in seconds on a CPU (`scale=tiny`: the demo, the tests).
+      checks: field name -> value rule (`bench.checks`), applied when the config is composed; extend the base's
+        with `checks = {**DetectorConfig.checks, "width": at_least(1)}`.
     """
 
     recipe: ClassVar[dict[str, Any]] = {}
     tiny: ClassVar[dict[str, Any]] = {}
+    checks: ClassVar[dict[str, Check]] = {"input_size": at_least(1)}  # value rules, see bench/checks.py
 
     name: str = MISSING  # registry name; selects the class (never a free import path)
     input_size: int = 224

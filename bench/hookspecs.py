@@ -33,8 +33,8 @@ def bench_register_detectors(register: Registrar) -> None:
 def bench_register_datasets(register: Registrar) -> None:
     """Register dataset adapters: ``register(name, "pkg.module:Class", description=...)``.
 
-    The class subclasses ``bench.dataset.DatasetAdapter``; its ``config_class`` becomes ``dataset/<name>`` and
-    ``datasets.<name>`` in every run config.
+    The class subclasses ``bench.dataset.DatasetAdapter``; its config class becomes the node ``datasets.<name>``
+    of every run config (``datasets.<name>.root=...``); protocols name the dataset in their splits.
     """
 
 
@@ -52,4 +52,11 @@ def bench_register_configs(store: ConfigRegistrar) -> None:
 
     Use it for protocols (``group="protocol"``), trainer presets or detector variants that are not a class's
     defaults.
+    """
+
+
+@hookspec
+def bench_register_tables(register: Registrar) -> None:
+    """Register leaderboard tables: ``register(name, spec)`` with a ``bench.leaderboards.spec.TableSpec`` (or a
+    ``"pkg.module:SPEC"`` string naming one) whose ``name`` is ``name``; ``bench leaderboard --table <name>`` renders it.
     """

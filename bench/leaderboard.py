@@ -21,7 +21,7 @@ from tabulate import tabulate
 
 from bench.errors import BenchError
 from bench.leaderboards.spec import AVG, TableSpec, reported_numbers
-from bench.leaderboards.tables import TABLES, get_table
+from bench.leaderboards.tables import all_tables, get_table
 from bench.table_runs import Selection, left_out_note, observations, select
 
 ROW_KEY = ["method", "setting", "metric", "source"]
@@ -258,5 +258,5 @@ def leaderboard(table: str, fmt: str = "github", experiment: str | None = None, 
 
 def list_tables() -> str:
     """`bench list tables`: name, experiments and description of every table."""
-    rows = [[s.name, ", ".join(s.experiments), s.description] for s in TABLES.values()]
+    rows = [[s.name, ", ".join(s.experiments), s.description] for s in all_tables().values()]
     return tabulate(rows, headers=["table", "experiments", "description"])

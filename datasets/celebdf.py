@@ -26,9 +26,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from bench.dataset import DatasetConfig, VideoDatasetAdapter, VideoRecord
-from bench.datasets._common import (check_fraction, check_split, env_root, inside_root, mp4s, raise_if_missing,
+from bench.datasets._common import (check_fraction, check_split, inside_root, mp4s, raise_if_missing,
                                     require_dir, train_or_val)
 from bench.errors import BenchError
 from bench.records import FAKE, REAL, REAL_DOMAIN
@@ -52,13 +53,13 @@ class CelebDFConfig(DatasetConfig):
 @dataclass
 class CelebDFv1Config(CelebDFConfig):
     name: str = "celebdf_v1"
-    root: str | None = env_root("BENCH_CELEBDF_V1_ROOT")
+    root_env: ClassVar[str] = "BENCH_CELEBDF_V1_ROOT"
 
 
 @dataclass
 class CelebDFv2Config(CelebDFConfig):
     name: str = "celebdf_v2"
-    root: str | None = env_root("BENCH_CELEBDF_V2_ROOT")
+    root_env: ClassVar[str] = "BENCH_CELEBDF_V2_ROOT"
 
 
 class CelebDF(VideoDatasetAdapter):
@@ -133,11 +134,9 @@ class CelebDFv1(CelebDF):
     name = "celebdf_v1"
     description = "Celeb-DF v1 (test = List_of_testing_videos.txt; train/val = the rest)"
     config_class = CelebDFv1Config
-    root_env = "BENCH_CELEBDF_V1_ROOT"
 
 
 class CelebDFv2(CelebDF):
     name = "celebdf_v2"
     description = "Celeb-DF v2 (test = List_of_testing_videos.txt; train/val = the rest)"
     config_class = CelebDFv2Config
-    root_env = "BENCH_CELEBDF_V2_ROOT"

@@ -27,12 +27,12 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, ClassVar
 
 from omegaconf import MISSING
 
 from bench.dataset import DatasetAdapter, DatasetConfig
-from bench.datasets._common import check_split, env_root, inside_root, raise_if_missing, read_json
+from bench.datasets._common import check_split, inside_root, raise_if_missing, read_json
 from bench.errors import BenchError
 from bench.records import FAKE, REAL, REAL_DOMAIN, Sample
 
@@ -60,7 +60,8 @@ def _default_labels() -> dict[str, LabelSpec]:
 @dataclass
 class DeepfakeBenchConfig(DatasetConfig):
     name: str = "deepfakebench"
-    root: str | None = env_root("BENCH_DEEPFAKEBENCH_ROOT")  # the folder the JSON's frame paths are relative to
+    root_env: ClassVar[str] = "BENCH_DEEPFAKEBENCH_ROOT"
+    root: str | None = None  # the folder the JSON's frame paths are relative to
     json_file: str | None = None  # e.g. dataset_json/Celeb-DF-v2.json; relative to the root, or absolute
     dataset: str | None = None  # the JSON's top-level key; null = its only one
     compression: str = "c23"  # used where the JSON has a compression level (FaceForensics++)
@@ -75,7 +76,6 @@ class DeepfakeBench(DatasetAdapter):
     name = "deepfakebench"
     description = "any dataset in DeepfakeBench's JSON + frames format, read directly"
     config_class = DeepfakeBenchConfig
-    root_env = "BENCH_DEEPFAKEBENCH_ROOT"
 
     def __init__(self, cfg: Any, cache_dir: str | Path) -> None:
         super().__init__(cfg, cache_dir)

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 
 from bench.dataset import DatasetConfig, VideoDatasetAdapter, VideoRecord
-from bench.datasets._common import (COMPRESSIONS, check_fraction, check_split, env_root, hash_unit, mask_video, mp4s,
+from bench.datasets._common import (COMPRESSIONS, check_fraction, check_split, hash_unit, mask_video, mp4s,
                                     require_dir)
 from bench.errors import BenchError
 from bench.records import FAKE, REAL, REAL_DOMAIN
@@ -40,7 +41,8 @@ FAKE_NAME = re.compile(r"(?P<target>\d+)_(?P<source>\d+)__(?P<scene>.+)__(?P<id>
 @dataclass
 class DFDConfig(DatasetConfig):
     name: str = "dfd"
-    root: str | None = env_root("BENCH_DFD_ROOT")  # the FaceForensics++ root (DFD ships inside it)
+    root_env: ClassVar[str] = "BENCH_DFD_ROOT"
+    root: str | None = None  # the FaceForensics++ root (DFD ships inside it)
     compression: str = "c23"  # raw | c23 | c40
     test_only: bool = True  # the whole release is one test set, as in cross-dataset papers
     val_fraction: float = 0.1  # of actors; only when test_only=false
@@ -52,7 +54,6 @@ class DFD(VideoDatasetAdapter):
     name = "dfd"
     description = "DeepFakeDetection (Google/Jigsaw) from the FaceForensics++ tree; test-only by default"
     config_class = DFDConfig
-    root_env = "BENCH_DFD_ROOT"
 
     cfg: DFDConfig  # built and env-resolved by the base class from config_class
 

@@ -25,9 +25,10 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from bench.dataset import DatasetConfig, VideoDatasetAdapter, VideoRecord
-from bench.datasets._common import (check_fraction, check_split, env_root, inside_root, raise_if_missing, read_json,
+from bench.datasets._common import (check_fraction, check_split, inside_root, raise_if_missing, read_json,
                                     train_or_val)
 from bench.errors import BenchError
 from bench.records import FAKE, REAL, REAL_DOMAIN
@@ -40,7 +41,7 @@ TRAIN_LABELS = {"REAL": REAL, "FAKE": FAKE}
 @dataclass
 class DFDCConfig(DatasetConfig):
     name: str = "dfdc"
-    root: str | None = env_root("BENCH_DFDC_ROOT")
+    root_env: ClassVar[str] = "BENCH_DFDC_ROOT"
     test_labels: str = "test/labels.csv"  # relative to the root; videos in its folder or its videos/ subfolder
     train_parts: list[str] = field(default_factory=lambda: ["dfdc_train_part_*", "train/dfdc_train_part_*"])  # globs
     val_fraction: float = 0.1  # of the training parts' videos, grouped by original video
@@ -50,7 +51,6 @@ class DFDC(VideoDatasetAdapter):
     name = "dfdc"
     description = "DFDC full release (test set with labels.csv; optional training parts)"
     config_class = DFDCConfig
-    root_env = "BENCH_DFDC_ROOT"
 
     cfg: DFDCConfig  # built and env-resolved by the base class from config_class
 

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import ClassVar
 
 from bench.dataset import DatasetConfig, VideoDatasetAdapter, VideoRecord
-from bench.datasets._common import (check_fraction, check_split, env_root, inside_root, raise_if_missing, read_json,
+from bench.datasets._common import (check_fraction, check_split, inside_root, raise_if_missing, read_json,
                                     train_or_val)
 from bench.errors import BenchError
 from bench.records import FAKE, REAL, REAL_DOMAIN
@@ -39,7 +40,7 @@ SETS = ("train", "test")
 @dataclass
 class DFDCPConfig(DatasetConfig):
     name: str = "dfdcp"
-    root: str | None = env_root("BENCH_DFDCP_ROOT")
+    root_env: ClassVar[str] = "BENCH_DFDCP_ROOT"
     index: str = "dataset.json"  # relative to the root
     val_fraction: float = 0.1  # of set == "train", grouped by identity folder
 
@@ -48,7 +49,6 @@ class DFDCP(VideoDatasetAdapter):
     name = "dfdcp"
     description = "DFDC-Preview (original_videos, method_A, method_B; sets from dataset.json)"
     config_class = DFDCPConfig
-    root_env = "BENCH_DFDCP_ROOT"
 
     cfg: DFDCPConfig  # built and env-resolved by the base class from config_class
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from bench.dataset import SPLITS, DatasetConfig, VideoDatasetAdapter, VideoRecord
 from bench.datasets._common import COMPRESSIONS, check_split, env_root, mask_video, raise_if_missing, read_json
@@ -39,7 +40,7 @@ SPLITS_URL = "https://github.com/ondyari/FaceForensics/tree/master/dataset/split
 @dataclass
 class FFppConfig(DatasetConfig):
     name: str = "ffpp"
-    root: str | None = env_root("BENCH_FFPP_ROOT")
+    root_env: ClassVar[str] = "BENCH_FFPP_ROOT"
     compression: str = "c23"  # raw | c23 | c40; cross-dataset papers train on c23 ("HQ")
     methods: list[str] = field(default_factory=lambda: list(METHODS))  # add FaceShifter where it was downloaded
     # Folder holding the official train.json / val.json / test.json; null = look in <root>/splits/, then the root.
@@ -53,7 +54,6 @@ class FFpp(VideoDatasetAdapter):
     name = "ffpp"
     description = "FaceForensics++ (Deepfakes, Face2Face, FaceSwap, NeuralTextures[, FaceShifter]; official splits)"
     config_class = FFppConfig
-    root_env = "BENCH_FFPP_ROOT"
 
     cfg: FFppConfig  # built and env-resolved by the base class from config_class
 

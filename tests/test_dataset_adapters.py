@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from bench.dataset import dataset_node
 from bench.datasets.celebdf import CelebDFv1, CelebDFv2
 from bench.datasets.deepfakebench import DeepfakeBench
 from bench.datasets.dfd import DFD
@@ -29,13 +30,13 @@ SPLITS = ("train", "val", "test")
 @pytest.fixture(autouse=True)
 def _no_env_roots(monkeypatch):
     for cls in ADAPTERS:
-        monkeypatch.delenv(cls.root_env, raising=False)
+        monkeypatch.delenv(cls.config_class.root_env, raising=False)
     monkeypatch.delenv("BENCH_FFPP_SPLITS", raising=False)
 
 
 def build(cls, tmp_path: Path, **cfg):
     """The adapter as the runner builds it: its config schema merged with `datasets.<name>.*` values."""
-    node = OmegaConf.merge(OmegaConf.structured(cls.config_class), {k: v for k, v in cfg.items()})
+    node = OmegaConf.merge(dataset_node(cls.config_class, cls.name), {k: v for k, v in cfg.items()})
     return cls(node, tmp_path / "cache")
 
 
@@ -54,20 +55,20 @@ def test_missing_root_names_key_and_env(cls, tmp_path):
         adapter = build(cls, tmp_path, root=root)
         with pytest.raises(DataRootMissing) as err:
             listing(adapter, "test")
-        assert f"datasets.{cls.name}.root" in str(err.value) and cls.root_env in str(err.value)
+        assert f"datasets.{cls.name}.root" in str(err.value) and cls.config_class.root_env in str(err.value)
         with pytest.raises(DataRootMissing):
             adapter.check()
 
 
 @pytest.mark.parametrize("cls", ADAPTERS, ids=lambda c: c.name)
 def test_root_defaults_to_its_env_var(cls, tmp_path, monkeypatch):
-    assert OmegaConf.to_object(OmegaConf.structured(cls.config_class)).root is None
-    monkeypatch.setenv(cls.root_env, str(tmp_path))
-    node = OmegaConf.structured(cls.config_class)
+    assert OmegaConf.to_object(dataset_node(cls.config_class, cls.name)).root is None
+    monkeypatch.setenv(cls.config_class.root_env, str(tmp_path))
+    node = dataset_node(cls.config_class, cls.name)
     assert node.root == str(tmp_path) and node.name == cls.name
     assert OmegaConf.to_object(node).root == str(tmp_path)
     assert cls(None, tmp_path / "cache").root == tmp_path  # defaults resolved even without Hydra
-    others = {c.root_env for c in ADAPTERS} - {cls.root_env}
+    others = {c.config_class.root_env for c in ADAPTERS} - {cls.config_class.root_env}
     assert not any(env in OmegaConf.to_yaml(node, resolve=False) for env in others)
 
 

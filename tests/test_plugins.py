@@ -43,11 +43,14 @@ def test_builtins_register_through_hooks():
 def test_registry_is_lazy_and_checks_base_class():
     reg = Registry("detector")
     reg.add("lazy", "bench.no_such_module:Nothing", dist="x")  # not imported at registration
-    with pytest.raises(ModuleNotFoundError):
+    with pytest.raises(BenchError, match="detector 'lazy' from x: cannot import .*ModuleNotFoundError"):
         reg.get("lazy")
     reg.add("wrong", "bench.records:Sample", dist="x")
-    with pytest.raises(TypeError, match="not a subclass of Detector"):
+    with pytest.raises(BenchError, match="not a subclass of Detector"):
         reg.get("wrong")
+    reg.add("mismatch", "bench.detectors.dummy:Dummy", dist="x", config="bench.detectors.configs:XceptionConfig")
+    with pytest.raises(BenchError, match="its config_class is DummyConfig"):
+        reg.get("mismatch")
 
 
 def test_duplicate_name_fails_naming_both_distributions(site):
@@ -58,8 +61,10 @@ def test_duplicate_name_fails_naming_both_distributions(site):
         def bench_register_detectors(register):
             register("dummy", "bench.detectors.dummy:Dummy", "clash")
     """)
-    with pytest.raises(BenchError, match=r"duplicate detector name 'dummy'.*forgerybench.*dup-plugin"):
-        load_plugins(external=True)
+    plugins = load_plugins(external=True)  # loading never merges and never stops: the clash is recorded
+    assert plugins.detectors.entry("dummy").dist == BUILTIN_DIST and plugins.info["dup-plugin"].status == "clash"
+    with pytest.raises(BenchError, match=r"detector name 'dummy' is registered by forgerybench and again by dup-plugin"):
+        plugins.check()
 
 
 def test_broken_plugin_warns_with_distribution_and_rest_works(site):
