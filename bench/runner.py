@@ -31,7 +31,7 @@ from bench.dataset import DatasetAdapter
 from bench.engine import check_finite_weights, predict, train_one_epoch
 from bench.errors import BenchError
 from bench.optim import build_optimizer, build_scheduler
-from bench.plugins import BUILTIN_DIST, get_plugins
+from bench.plugins import get_plugins
 from bench.records import Sample
 from bench.rundir import FAILED, FINISHED, RunFolder, RunLog
 from bench.testsets import UNREADABLE, evaluate_all
@@ -114,7 +114,7 @@ def run_tags(c: RunConfig, folder: RunFolder, kind: str, device: torch.device, b
         "bench.protocol_version": c.protocol.version, "bench.scale": c.meta.scale,
         "bench.git_commit": sha, "bench.git_dirty": str(dirty).lower(),
         "bench.torch_threads": torch.get_num_threads(), "bench.python": platform.python_version(),
-        "bench.plugins": provenance.plugin_versions(d for d in plugins.dists.values() if d != BUILTIN_DIST),
+        "bench.plugins": provenance.plugin_versions(plugins),
         "bench.device": str(device), "bench.precision": "bf16" if bf16 else "fp32",
         "bench.run_dir": str(folder.path), "bench.local_id": folder.record.local_id,
         **{f"bench.version.{k}": v for k, v in provenance.package_versions().items()},
