@@ -1,10 +1,16 @@
 """`bench` command line: a small argparse dispatcher; everything after the subcommand is Hydra overrides.
 
     bench run [-m] [--cfg] [overrides...]     train + select on val + evaluate (default: protocol=demo)
-    bench leaderboard --table NAME [--format github|latex|csv] [--experiment NAME] [--uri URI]
+    bench sync RUN_DIR... [--uri URI]            upload run folders to MLflow (after a tracking failure)
+    bench evaluate RUN [overrides] [--perturb jpeg=90,70 blur=1 resize=0.5]   re-evaluate a run's checkpoint
+    bench leaderboard --table NAME [--format github|latex|csv] [--experiment NAME] [--uri URI] [--show-runs]
+                      [--include-dirty] [--include-incomplete] [--include-unhealthy] [--baseline DETECTOR]
+    bench compare RUN_A RUN_B [--uri URI]    ΔAUC per test set: DeLong's test and a paired video bootstrap
     bench list [detectors|datasets|protocols|plugins|tables]
     bench prepare dataset=NAME [overrides...]   videos -> face crops + manifest
     bench data [status] [overrides...]          roots, videos found, prepared frames
+    bench data verify DATASET [overrides...]    decode every listed image / prepared crop
+    bench predict PATH... --run RUN | --checkpoint best.pt   probability of fake per image / video
     bench new detector|dataset NAME             a plugin distribution skeleton that installs and passes its test
 """
 
@@ -43,6 +49,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         for cfg in configs:
             print(OmegaConf.to_yaml(cfg, resolve=True))
         return 0
+    from bench.preflight import check_run
+
+    for cfg in configs:  # roots, store, resume file: before importing torch, for every run of a sweep
+        check_run(cfg)
     from bench.runner import run
 
     failures = []
@@ -62,10 +72,36 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sync(args: argparse.Namespace) -> int:
+    from bench.tracking import sync
+
+    for run_dir in args.run_dirs:
+        r = sync(run_dir, uri=args.uri)
+        print(f"{run_dir}: {'new' if r.created else 'its own'} MLflow run {r.run_id}, {r.metrics} metric points and "
+              f"{r.artifacts} files uploaded")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from bench.evaluate import evaluate_run
+
+    evaluate_run(args.run, args.overrides, args.perturb)
+    return 0
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from bench.leaderboard import leaderboard
 
-    print(leaderboard(args.table, fmt=args.format, experiment=args.experiment, uri=args.uri))
+    include = frozenset(name for name in ("dirty", "incomplete", "unhealthy") if getattr(args, f"include_{name}"))
+    print(leaderboard(args.table, fmt=args.format, experiment=args.experiment, uri=args.uri, include=include,
+                      show_runs=args.show_runs, baseline=args.baseline, resamples=args.resamples))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from bench.compare import compare
+
+    print(compare(args.run_a, args.run_b, uri=args.uri, resamples=args.resamples, seed=args.seed))
     return 0
 
 
@@ -116,14 +152,34 @@ def _prepare_config(overrides: list[str]):
 def cmd_prepare(args: argparse.Namespace) -> int:
     from bench.prepare import run_prepare
 
-    return run_prepare(_prepare_config(args.overrides))
+    cfg = _prepare_config(args.overrides)
+    if args.cfg:
+        from omegaconf import OmegaConf
+
+        print(OmegaConf.to_yaml(cfg, resolve=True))
+        return 0
+    return run_prepare(cfg)
 
 
 def cmd_data(args: argparse.Namespace) -> int:
+    if args.action == "verify":
+        from bench.data_verify import run_verify
+
+        names = [o for o in args.overrides if "=" not in o]
+        if len(names) != 1:
+            raise BenchError("which dataset? bench data verify DATASET [overrides...]", key="dataset")
+        overrides = [o for o in args.overrides if "=" in o]
+        return run_verify(_prepare_config([f"dataset={names[0]}", *overrides]), names[0])
     from bench.data_status import data_status
 
     print(data_status(_prepare_config(args.overrides)))
     return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from bench.predict import run_predict
+
+    return run_predict(args)
 
 
 def cmd_new(args: argparse.Namespace) -> int:
@@ -147,24 +203,67 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. detector=moa_clip trainer.epochs=3")
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("sync", help="upload finished run folders to MLflow (after a tracking failure); idempotent")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--uri", default=None, help="MLflow tracking URI (default: the one the run was started with)")
+    p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser("evaluate", help="re-evaluate a finished run's selected checkpoint on other or perturbed test sets")
+    p.add_argument("run", metavar="RUN", help="a run folder, or an MLflow run id (looked up in tracking.uri)")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. protocol=ff_to_all tracking.uri=... (before --perturb)")
+    p.add_argument("--perturb", nargs="+", default=[], metavar="KIND=LEVELS",
+                   help="jpeg=QUALITY,..  blur=SIGMA,..  resize=FACTOR,..: one extra evaluation per level")
+    p.set_defaults(func=cmd_evaluate)
+
     p = sub.add_parser("leaderboard", help="render a results table from the MLflow runs")
     p.add_argument("--table", required=True, help="table name (bench list tables)")
     p.add_argument("--format", default="github", choices=["github", "latex", "csv"])
     p.add_argument("--experiment", default=None, help="MLflow experiment(s) to read, comma-separated (default: the table's)")
     p.add_argument("--uri", default="sqlite:///mlflow.db", help="MLflow tracking URI (default: %(default)s)")
+    p.add_argument("--show-runs", action="store_true", help="list every run used (and left out) below the table")
+    for name, what in (("dirty", "runs from a modified work tree"), ("incomplete", "smoke / interrupted runs"),
+                       ("unhealthy", "diverged or constant-score runs")):
+        p.add_argument(f"--include-{name}", action="store_true", help=f"show {what} as their own, marked rows")
+    p.add_argument("--baseline", default=None, metavar="DETECTOR",
+                   help="mark cells that differ significantly from this detector's default row (paired video bootstrap)")
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for --baseline (default: %(default)s)")
     p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("compare", help="ΔAUC of two runs per test set: DeLong's test and a paired video bootstrap")
+    p.add_argument("run_a", metavar="RUN_A", help="a run folder or an MLflow run id (or its first characters)")
+    p.add_argument("run_b", metavar="RUN_B")
+    p.add_argument("--uri", default="sqlite:///mlflow.db", help="MLflow tracking URI (default: %(default)s)")
+    p.add_argument("--resamples", type=int, default=1000, help="paired bootstrap resamples (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("list", help="list detectors, datasets, protocols, plugins or tables")
     p.add_argument("what", nargs="?", default="detectors", choices=["detectors", "datasets", "protocols", "plugins", "tables"])
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("prepare", help="turn a video dataset into cached face crops and a manifest")
+    p.add_argument("--cfg", action="store_true", help="print the resolved config and exit")
     p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. dataset=ffpp datasets.ffpp.root=/data/ff")
     p.set_defaults(func=cmd_prepare)
 
-    p = sub.add_parser("data", help="per dataset: root, videos found vs expected, prepared frames")
-    p.add_argument("status", nargs="?", choices=["status"], default="status")
-    p.add_argument("overrides", nargs="*")
+    p = sub.add_parser("predict", help="probability of fake for images, folders and videos, with a trained run")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="images, videos or folders of them")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", help="a run folder (holding config.yaml and best.pt) or an MLflow run id")
+    which.add_argument("--checkpoint", help="a checkpoint file (best.pt) with the run's config.yaml beside it")
+    p.add_argument("--format", default="table", choices=["table", "csv", "json"])
+    p.add_argument("--per-frame", action="store_true", help="one row per frame instead of per input (table, csv)")
+    p.add_argument("--frames", type=int, default=32, help="evenly spaced frames per video (default: %(default)s)")
+    p.add_argument("--face-detector", default="haar", help="a registered face detector (default: %(default)s)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: %(default)s)")
+    p.add_argument("--uri", default="sqlite:///mlflow.db", help="MLflow URI to look a run id up in (default: %(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("data", help="status: per dataset and split, what is listed, on disk and prepared; "
+                                    "verify DATASET: decode every image / crop")
+    p.add_argument("action", nargs="?", choices=["status", "verify"], default="status")
+    p.add_argument("overrides", nargs="*", help="verify: the dataset name first; then Hydra overrides")
     p.set_defaults(func=cmd_data)
 
     p = sub.add_parser("new", help="write a plugin package skeleton (a detector or a dataset) that passes its own test")

@@ -46,7 +46,9 @@ class ProtocolConfig:
     description: str = ""
     scale: str = "full"  # default `scale` for this protocol (the demo uses "tiny")
     train: SplitSpec = MISSING  # split: train; its `domains` are the training forgery domains
-    val: SplitSpec | None = None  # checkpoint selection; null = the train spec on split "val"
+    # checkpoint selection; defaults to the train spec on split "val" (a node, so `protocol.val.split=...` overrides work)
+    val: SplitSpec | None = field(default_factory=lambda: SplitSpec(
+        dataset="${..train.dataset}", split="val", domains="${..train.domains}", real="${..train.real}"))
     test: dict[str, SplitSpec] = field(default_factory=dict)  # test-set name -> spec
     # How real training samples get a domain id (MoA-CLIP's per-domain adapters/losses need one):
     # "balanced": each real video is assigned to one fake domain by a stable hash of its key, so every domain
@@ -103,6 +105,13 @@ class TrackingConfig:
 
 
 @dataclass
+class DataConfig:
+    """How training and testing read images."""
+
+    on_bad_image: str = "error"  # error (stop, naming the file) | skip (leave it out; counts logged and shown in the results)
+
+
+@dataclass
 class PathsConfig:
     cache: str = "${oc.env:BENCH_CACHE,${oc.env:HOME,.}/.cache/forgerybench}"  # generated/prepared data
     output: str = "${oc.env:BENCH_OUTPUT,outputs}"  # checkpoints and run folders
@@ -123,6 +132,7 @@ class RunConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    data: DataConfig = field(default_factory=DataConfig)
     datasets: Any = MISSING  # name -> that dataset's config_class; every registered dataset is present
     meta: RunMeta = field(default_factory=RunMeta)
 
@@ -148,6 +158,16 @@ class PrepareConfig:
     workers: int = 0  # processes; 0 = one per CPU core
     overwrite: bool = False  # redo videos that are already prepared
     progress: bool = True  # tqdm progress bar
+    # Which face of a frame is kept (bench/faces/track.py): "track" = one face track per video, detected in full on
+    # every `detect_every`-th sampled frame and followed in small regions between them; "best" = the most confident
+    # face of every frame; "largest" = the largest box of every frame (the common practice, fooled by large false
+    # positives). `detect_every=1` searches every frame in full.
+    selection: str = "track"
+    detect_every: int = 8
+    min_confidence: float = 0.5  # videos whose median face confidence is lower are reported as low_confidence
+    max_videos: int | None = None  # per split, for a trial run (a fixed subset, spread over domains); null = all
+    backend: str = "process"  # process (a local process pool) | ray (videos as Ray tasks, on a cluster)
+    ray_address: str | None = None  # backend=ray: null = start a local Ray; "auto" or "ray://host:10001" = a cluster
 
 
 @dataclass

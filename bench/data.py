@@ -3,7 +3,8 @@
 Threads: the data path (decoding, transforms) runs on one thread, in worker processes (`trainer.num_workers > 0`:
 torch already gives workers one thread; OpenCV's is set in `_worker_init`) and in the main process around every
 batch fetch when `num_workers=0` (`single_threaded`), so the training math keeps all of torch's threads. Per-image
-work is too small to split across threads: with two threads and a busy core it ran 10-30x slower (issue 14).
+work is too small to split across threads: with two threads and one core busy elsewhere it ran ~10x slower
+(benchmarks/data_threads.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from bench.dataset import load_image
+from bench.dataset import UnreadableImage, load_image
 from bench.errors import BenchError
 from bench.records import REAL_DOMAIN, Batch, Sample
 
@@ -81,20 +82,37 @@ class FrameDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int, int]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int, int] | str:
+        """The item, or why its file cannot be read: the main process decides (`data.on_bad_image`), so the
+        message reaches the user whole even from a loader worker (which would wrap an exception in its traceback)."""
         s = self.samples[i]
-        image = self.transform(load_image(s)) if self.transform is not None else torch.empty(0)
-        return image, s.label, int(self.domain_ids[i]), i
+        if self.transform is None:  # a detector training from cached features: no image is read
+            return torch.empty(0), s.label, int(self.domain_ids[i]), i
+        try:
+            image = load_image(s)
+        except UnreadableImage as err:
+            return str(err)
+        return self.transform(image), s.label, int(self.domain_ids[i]), i
 
 
-def collate(items: list[tuple[torch.Tensor, int, int, int]]) -> Batch:
-    images, labels, domains, index = zip(*items)
+def collate(items: list[tuple[torch.Tensor, int, int, int] | str]) -> Batch:
+    good = [x for x in items if not isinstance(x, str)]
+    images, labels, domains, index = zip(*good) if good else ((), (), (), ())
     return Batch(
-        images=torch.stack(images),  # (B, 3, H, W)
+        images=torch.stack(images) if good else torch.empty(0),  # (B, 3, H, W)
         labels=torch.tensor(labels, dtype=torch.long),
         domains=torch.tensor(domains, dtype=torch.long),
         index=torch.tensor(index, dtype=torch.long),
+        unreadable=tuple(x for x in items if isinstance(x, str)),
     )
+
+
+def count_unreadable(batch: Batch, policy: str) -> int:
+    """Apply `data.on_bad_image` to a batch: "error" stops at the first unreadable file, "skip" counts them."""
+    if batch.unreadable and policy != "skip":
+        raise BenchError(f"{batch.unreadable[0]}; fix or re-create it (`bench data verify` finds them all), or set "
+                         f"data.on_bad_image=skip to leave such files out (counted in the results)", key="data.on_bad_image")
+    return len(batch.unreadable)
 
 
 class EpochRandomSampler(Sampler[int]):

@@ -16,7 +16,7 @@ import numpy as np
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from bench.checks import Check
-from bench.errors import DataRootMissing
+from bench.errors import BenchError, DataRootMissing
 from bench.records import REAL_DOMAIN, Sample
 
 SPLITS = ("train", "val", "test")
@@ -116,31 +116,68 @@ class DatasetAdapter(ABC):
         keep = None if domains is None else set(domains)
         unknown = (keep or set()) - set(self.domains())
         if unknown:
-            from bench.errors import BenchError
-
             raise BenchError(f"dataset {self.name!r} has no domain(s) {sorted(unknown)}; it has {self.domains()}",
                              key="protocol")
         return [s for s in self.samples(split)
                 if (s.domain == REAL_DOMAIN and real) or (s.domain != REAL_DOMAIN and (keep is None or s.domain in keep))]
 
 
-def load_image(sample: Sample) -> np.ndarray:
-    """The sample's pixels as (H, W, 3) uint8 RGB.
+class UnreadableImage(BenchError):
+    """An image file that is missing, empty, truncated or cannot be decoded; the message names the file."""
 
-    Files are decoded with OpenCV (about 1.8x PIL's JPEG speed in benchmarks/crop_loading.py); PIL is the fallback
-    for formats OpenCV cannot read.
-    """
+
+# Where a complete file ends: JPEG's end-of-image marker, PNG's IEND chunk (type + CRC) in the last bytes.
+_JPEG, _PNG = b"\xff\xd8", b"\x89PNG"
+_END_MARKERS = {_JPEG: b"\xff\xd9", _PNG: b"IEND"}
+_TAIL = 16
+
+
+def load_image(sample: Sample) -> np.ndarray:
+    """The sample's pixels as (H, W, 3) uint8 RGB; `UnreadableImage` (naming the file) if they cannot be read."""
     if sample.array is not None:  # a read-only (cached, memory-mapped) array is copied: torch needs writable memory
         return sample.array if sample.array.flags.writeable else sample.array.copy()
+    return decode_file(sample.path)
+
+
+def check_image(path: str | Path) -> str | None:
+    """Why `path` is not a usable image (missing, empty, truncated, undecodable), or None. Decodes it in full."""
+    try:
+        decode_file(path)
+    except UnreadableImage as err:
+        return str(err)
+    return None
+
+
+def decode_file(path: str | Path) -> np.ndarray:
+    """Decode with OpenCV (about 1.8x PIL's JPEG speed in benchmarks/crop_loading.py) after checking that a JPEG or
+    PNG file is complete: libjpeg only warns ("Premature end of JPEG file") and returns grey-filled pixels for a
+    truncated file. A file without its end marker goes to PIL's strict decoder, which accepts complete files with
+    trailing data and refuses truncated ones. Any failure is an `UnreadableImage` naming the file."""
     import cv2
 
-    bgr = cv2.imread(str(sample.path), cv2.IMREAD_COLOR)
-    if bgr is not None:
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    from PIL import Image
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as err:
+        raise UnreadableImage(f"cannot read image {path}: {err.strerror or err}") from None
+    if data.size == 0:
+        raise UnreadableImage(f"image {path} is empty (0 bytes)")
+    head = data[:4].tobytes()
+    end = next((m for magic, m in _END_MARKERS.items() if head.startswith(magic)), None)
+    if end is None or end in data[-_TAIL:].tobytes():
+        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        if bgr is not None:
+            return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    import io
 
-    with Image.open(sample.path) as im:
-        return np.asarray(im.convert("RGB"))
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data.tobytes())) as im:
+            return np.asarray(im.convert("RGB"))
+    except UnidentifiedImageError:
+        raise UnreadableImage(f"image {path} is not an image file PIL or OpenCV can read") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:  # PIL: "image file is truncated (N bytes not processed)" etc.
+        raise UnreadableImage(f"image {path} cannot be decoded: {err}") from None
 
 
 @dataclass(frozen=True)
@@ -153,7 +190,8 @@ class VideoRecord:
     label: int  # 0 real / 1 fake (converted from the dataset's own convention)
     video: str  # unique key across datasets and manipulations, e.g. "ffpp/Deepfakes/000_003"
     path: str  # absolute path of the video file
-    source: str | None = None  # e.g. FF++ target id; used to assign real videos to domains
+    source: str | None = None  # the source clip/identity where the dataset knows it (FF++: target id of a fake)
+    mask: str | None = None  # a video of the manipulation mask, frame-aligned (FF++/DFD fakes), where shipped
 
 
 class VideoDatasetAdapter(DatasetAdapter):

@@ -55,9 +55,11 @@ class Batch:
     labels: torch.Tensor  # (B,) long, 0 real / 1 fake
     domains: torch.Tensor  # (B,) long, index into the run's training domain list (-1 outside training)
     index: torch.Tensor  # (B,) long, position of the sample in its split's sample list (stable across epochs)
+    unreadable: tuple[str, ...] = ()  # why each left-out sample of this batch could not be loaded (names the file)
 
     def to(self, device: torch.device) -> Batch:
-        return Batch(*(t.to(device, non_blocking=True) for t in (self.images, self.labels, self.domains, self.index)))
+        tensors = (t.to(device, non_blocking=True) for t in (self.images, self.labels, self.domains, self.index))
+        return Batch(*tensors, unreadable=self.unreadable)
 
 
 @dataclass

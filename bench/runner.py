@@ -1,34 +1,41 @@
 """One benchmark run: train on the protocol's training domains, select the checkpoint on their validation
-split (never on a test set), evaluate every test set with it, log everything.
+split (never on a test set), evaluate every test set with it, record everything.
 
-The runner knows detectors and datasets only through their interfaces (`bench.detector`, `bench.dataset`).
+Order matters: config checks (bench/preflight.py) before any data loads; data checks (leakage, missing files) and
+the resume checkpoint (weights-only, fits the model) before anything is written; then the run folder, the source of
+truth (bench/rundir.py), which MLflow mirrors (bench/tracking.py). The runner knows detectors and datasets only
+through their interfaces (`bench.detector`, `bench.dataset`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import platform
+import sys
 import time
-import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
-from tabulate import tabulate
 from torch.utils.data import DataLoader
 
-from bench import checkpoint, metrics, provenance
+from bench import checkpoint, guards, metrics, preflight, provenance
 from bench.config import RunConfig, SplitSpec
 from bench.data import FrameDataset, assign_domains, evenly_spaced_frames, make_loader
 from bench.dataset import DatasetAdapter
-from bench.engine import predict, train_one_epoch
+from bench.engine import check_finite_weights, predict, train_one_epoch
 from bench.errors import BenchError
 from bench.optim import build_optimizer, build_scheduler
 from bench.plugins import get_plugins
-from bench.records import Predictions, Sample
-from bench.tracking import Tracker, flatten
+from bench.records import Sample
+from bench.rundir import FAILED, FINISHED, RunFolder, RunLog
+from bench.testsets import UNREADABLE, evaluate_all
+from bench.tracking import MlflowTracker, flatten
 
 
 @dataclass
@@ -38,6 +45,14 @@ class RunResult:
     best_epoch: int
     val_score: float
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # test set -> metric name -> value
+    health: str = guards.OK
+
+
+@dataclass
+class RunData:
+    train: list[Sample]
+    val: list[Sample]
+    tests: dict[str, list[Sample]]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -55,25 +70,6 @@ def use_bf16(precision: str, device: torch.device) -> bool:
     return precision == "bf16" or (precision == "auto" and device.type == "cuda")
 
 
-def build_adapters(c: RunConfig, names: set[str]) -> dict[str, DatasetAdapter]:
-    """Instantiate and check every dataset the protocol needs; report all missing roots at once, before any work."""
-    registry = get_plugins().datasets
-    adapters, problems = {}, []
-    for name in sorted(names):
-        cls = registry.get(name)
-        if name not in c.datasets:
-            raise BenchError(f"no config for dataset {name!r}", key=f"datasets.{name}")
-        adapter = cls(c.datasets[name], Path(c.paths.cache).expanduser() / name)
-        try:
-            adapter.check()
-        except BenchError as err:
-            problems.append(str(err))
-        adapters[name] = adapter
-    if problems:
-        raise BenchError("cannot run protocol: " + "; ".join(problems))
-    return adapters
-
-
 def collect(adapters: dict[str, DatasetAdapter], spec: SplitSpec, what: str, *, need_both: bool = True) -> list[Sample]:
     samples = adapters[spec.dataset].select(spec.split, spec.domains, spec.real)
     labels = {s.label for s in samples}
@@ -84,132 +80,205 @@ def collect(adapters: dict[str, DatasetAdapter], spec: SplitSpec, what: str, *, 
     return samples
 
 
-def evaluate_set(name: str, model, samples: list[Sample], c: RunConfig, device, bf16: bool) -> tuple[dict[str, float], pd.DataFrame]:
-    loader = make_loader(FrameDataset(samples, model.eval_transform()), batch_size=c.trainer.eval_batch_size, train=False,
-                         num_workers=c.trainer.num_workers)
-    scores, _ = predict(model, loader, device=device, bf16=bf16, progress=c.trainer.progress, desc=f"test {name}")
-    preds = Predictions(keys=[s.key for s in samples], videos=[s.video for s in samples], domains=[s.domain for s in samples],
-                        labels=np.array([s.label for s in samples]), scores=scores)
-    result = metrics.evaluate(preds, bootstrap=c.trainer.bootstrap, seed=c.trainer.seed).as_dict()
-    frame = pd.DataFrame({"test_set": name, "key": preds.keys, "video": preds.videos, "domain": preds.domains,
-                          "label": preds.labels, "score": scores})
-    return result, frame
+@contextlib.contextmanager
+def cache_errors(cache: str) -> Iterator[None]:
+    """A read-only or full cache (datasets generate or read prepared files there) is one line naming paths.cache."""
+    root = str(Path(cache).expanduser().absolute())
+    try:
+        yield
+    except OSError as err:
+        if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC) and str(err.filename or "").startswith(root):
+            raise BenchError(f"cannot write {err.filename} ({err.strerror}): datasets keep generated and prepared files "
+                             f"in the cache; set paths.cache=/a/writable/folder or export BENCH_CACHE=...", key="paths.cache") from None
+        raise
+
+
+def load_data(c: RunConfig, adapters: dict[str, DatasetAdapter]) -> RunData:
+    """The run's samples, refused if test data would reach training or a listed file is gone."""
+    with cache_errors(c.paths.cache):
+        data = RunData(
+            train=evenly_spaced_frames(collect(adapters, c.protocol.train, "the training set"), c.trainer.frames_per_video),
+            val=collect(adapters, preflight.val_spec(c.protocol), "the validation set"),
+            tests={name: collect(adapters, spec, f"test set {name!r}") for name, spec in c.protocol.test.items()})
+    guards.check_leakage(data.train, data.val, data.tests)
+    guards.check_files_exist({"train": data.train, "val": data.val, **data.tests})
+    return data
+
+
+def run_tags(c: RunConfig, folder: RunFolder, kind: str, device: torch.device, bf16: bool, model) -> dict[str, Any]:
+    """The bench.* tags every run (train or evaluate) carries (docs/run-record.md)."""
+    sha, dirty = provenance.git_state()
+    plugins = get_plugins()
+    return {
+        "bench.run_kind": kind, "bench.detector": c.detector.name, "bench.protocol": c.protocol.name,
+        "bench.protocol_version": c.protocol.version, "bench.scale": c.meta.scale,
+        "bench.git_commit": sha, "bench.git_dirty": str(dirty).lower(),
+        "bench.torch_threads": torch.get_num_threads(), "bench.python": platform.python_version(),
+        "bench.plugins": provenance.plugin_versions(plugins),
+        "bench.device": str(device), "bench.precision": "bf16" if bf16 else "fp32",
+        "bench.run_dir": str(folder.path), "bench.local_id": folder.record.local_id,
+        **{f"bench.version.{k}": v for k, v in provenance.package_versions().items()},
+        **{f"bench.detector_info.{k}": v for k, v in model.describe().items()},
+    }
+
+
+def open_log(c: RunConfig, folder: RunFolder, run_name: str) -> RunLog:
+    """The run's log: its folder, mirrored to MLflow when tracking is on. A run folder that already has an MLflow run
+    in this store and experiment (a resume) continues that run."""
+    rec = folder.record
+    tracker = None
+    if c.tracking.enabled:
+        experiment = c.tracking.experiment or c.protocol.name
+        same = (rec.mlflow.uri, rec.mlflow.experiment) == (c.tracking.uri, experiment)
+        tracker = MlflowTracker(c.tracking.uri, experiment, c.tracking.run_name or run_name, folder.path)
+        tracker.start(run_id=rec.mlflow.run_id if same else None, start_time=rec.started)
+        rec.mlflow.uri, rec.mlflow.experiment = c.tracking.uri, experiment
+    log = RunLog(folder, tracker).start()
+    log.tags({"mlflow.runName": c.tracking.run_name or run_name})
+    return log
 
 
 def validate(model, loader: DataLoader, labels: np.ndarray, c: RunConfig, device, bf16: bool) -> dict[str, float]:
-    scores, losses = predict(model, loader, device=device, bf16=bf16, progress=c.trainer.progress, desc="validate")
-    m = metrics.binary_metrics(labels, scores, bootstrap=0)
-    return {"auc": m.auc, "loss": float(losses.mean()), "acc": m.acc}
+    out = predict(model, loader, device=device, bf16=bf16, progress=c.trainer.progress, desc="validate",
+                  on_bad_image=c.data.on_bad_image)
+    ok = out.read  # unreadable files are left out (data.on_bad_image=skip)
+    m = metrics.binary_metrics(labels[ok], out.scores[ok], bootstrap=0)
+    skipped = {UNREADABLE: int((~ok).sum())} if c.data.on_bad_image == "skip" else {}
+    return {"auc": m.auc, "loss": float(out.losses[ok].mean()), "acc": m.acc, **skipped}
+
+
+@dataclass
+class Parts:
+    """What training needs beyond the data: the model, its loaders, optimiser and schedule."""
+
+    model: Any
+    train_loader: DataLoader
+    val_loader: DataLoader
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    index_loader: DataLoader  # the train batches without images, for epochs the detector needs none (`needs_images`)
+
+
+def build_parts(c: RunConfig, data: RunData, domain_names: list[str], domain_ids: np.ndarray, device: torch.device) -> Parts:
+    trainer = c.trainer
+    model = get_plugins().detectors.get(c.detector.name)(c.detector, domain_names).to(device)
+    train_loader = make_loader(FrameDataset(data.train, model.train_transform(), domain_ids), batch_size=trainer.batch_size,
+                               train=True, sampler=trainer.sampler, seed=trainer.seed, num_workers=trainer.num_workers)
+    val_loader = make_loader(FrameDataset(data.val, model.eval_transform()), batch_size=trainer.eval_batch_size,
+                             train=False, num_workers=trainer.num_workers)
+    steps_per_epoch = len(train_loader) if trainer.max_steps_per_epoch is None else min(len(train_loader), trainer.max_steps_per_epoch)
+    optimizer = build_optimizer(model.trainable_parameters(), trainer)
+    scheduler = build_scheduler(optimizer, trainer, total_steps=max(1, trainer.epochs * steps_per_epoch))
+    index_loader = make_loader(FrameDataset(data.train, None, domain_ids), batch_size=trainer.batch_size, train=True,
+                               sampler=trainer.sampler, seed=trainer.seed)
+    return Parts(model, train_loader, val_loader, optimizer, scheduler, index_loader)
 
 
 def run(cfg: DictConfig) -> RunResult:
+    t_start = time.time()
+    adapters = preflight.check_run(cfg)
     c: RunConfig = OmegaConf.to_object(cfg)
-    t0 = time.time()
     protocol, trainer = c.protocol, c.trainer
-    val_spec = protocol.val or SplitSpec(dataset=protocol.train.dataset, split="val", domains=protocol.train.domains,
-                                         real=protocol.train.real)
-    det_cls = get_plugins().detectors.get(c.detector.name)
-    adapters = build_adapters(c, {protocol.train.dataset, val_spec.dataset, *(t.dataset for t in protocol.test.values())})
-
-    train_samples = evenly_spaced_frames(collect(adapters, protocol.train, "the training set"), trainer.frames_per_video)
-    val_samples = collect(adapters, val_spec, "the validation set")
-    test_samples = {name: collect(adapters, spec, f"test set {name!r}") for name, spec in protocol.test.items()}
+    data = load_data(c, adapters)
     fake_domains = protocol.train.domains or adapters[protocol.train.dataset].domains()
-    domain_names, domain_ids = assign_domains(train_samples, fake_domains, protocol.real_domain)
+    domain_names, domain_ids = assign_domains(data.train, fake_domains, protocol.real_domain)
 
     provenance.seed_everything(trainer.seed)
     device = resolve_device(trainer.device)
     bf16 = use_bf16(trainer.precision, device)
-    model = det_cls(c.detector, domain_names).to(device)
-    train_loader = make_loader(FrameDataset(train_samples, model.train_transform(), domain_ids), batch_size=trainer.batch_size,
-                               train=True, sampler=trainer.sampler, seed=trainer.seed, num_workers=trainer.num_workers)
-    # the same batches without reading images, for epochs where the detector needs none (`Detector.needs_images`)
-    index_loader = make_loader(FrameDataset(train_samples, None, domain_ids), batch_size=trainer.batch_size, train=True,
-                               sampler=trainer.sampler, seed=trainer.seed)
-    val_loader = make_loader(FrameDataset(val_samples, model.eval_transform()), batch_size=trainer.eval_batch_size,
-                             train=False, num_workers=trainer.num_workers)
-    val_labels = np.array([s.label for s in val_samples])
-    steps_per_epoch = len(train_loader) if trainer.max_steps_per_epoch is None else min(len(train_loader), trainer.max_steps_per_epoch)
-    optimizer = build_optimizer(model.trainable_parameters(), trainer)
-    scheduler = build_scheduler(optimizer, trainer, total_steps=max(1, trainer.epochs * steps_per_epoch))
-
-    if trainer.resume:  # continue in the interrupted run's folder, where its best.pt is
-        run_dir = Path(trainer.resume).expanduser().parent
-    else:  # uuid, not the seeded RNG: two runs started in the same second must not share a folder
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        run_dir = Path(c.paths.output).expanduser() / protocol.name / f"{stamp}-{c.detector.name}-{uuid.uuid4().hex[:6]}"
-        run_dir.mkdir(parents=True)
-    resolved_yaml = OmegaConf.to_yaml(cfg, resolve=True)
-    (run_dir / "config.yaml").write_text(resolved_yaml)
-
+    parts = build_parts(c, data, domain_names, domain_ids, device)
     state = checkpoint.TrainState()
-    if trainer.resume:
-        state = checkpoint.restore(checkpoint.load(trainer.resume), model=model, optimizer=optimizer, scheduler=scheduler)
+    if trainer.resume:  # validated (weights-only, fits this model) before anything is written; same folder, same MLflow run
+        payload = checkpoint.load(trainer.resume)
+        state = checkpoint.restore(payload, model=parts.model, optimizer=parts.optimizer, scheduler=parts.scheduler)
+        folder = RunFolder.open(Path(trainer.resume).expanduser().parent)
+        folder.truncate_metrics(payload["extra"].get("metrics_offset", folder.metrics_offset()))
         print(f"resumed from {trainer.resume} at epoch {state.epoch}, step {state.step}")
-
-    run_name = " ".join([c.detector.name, *(o for o in c.meta.overrides if not o.startswith(("detector=", "protocol=")))])
-    with Tracker(c.tracking, experiment=protocol.name, run_name=run_name.strip()) as tracker:
-        tracker.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
-        tracker.set_tags({
-            "bench.detector": c.detector.name, "bench.protocol": protocol.name, "bench.protocol_version": protocol.version,
-            "bench.scale": c.meta.scale, "bench.git_commit": provenance.git_commit(),
-            "bench.device": str(device), "bench.precision": "bf16" if bf16 else "fp32", "bench.run_dir": str(run_dir),
-            "bench.train_manifest_sha256": provenance.manifest_hash(train_samples),
-            "bench.val_manifest_sha256": provenance.manifest_hash(val_samples),
-            **{f"bench.test_manifest_sha256.{n}": provenance.manifest_hash(s) for n, s in test_samples.items()},
-            **{f"bench.version.{k}": v for k, v in provenance.package_versions().items()},
-            **{f"bench.detector_info.{k}": v for k, v in model.describe().items()},
-            "bench.domains": ",".join(domain_names),
-            "bench.n_train": len(train_samples), "bench.n_val": len(val_samples),
-        })
-        tracker.log_text(resolved_yaml, "config.yaml")
+    else:
+        folder = RunFolder.create(c.paths.output, protocol.name, c.detector.name)
+    folder.write_config(OmegaConf.to_yaml(cfg, resolve=True))
+    run_name = " ".join([c.detector.name, *(o for o in c.meta.overrides if not o.startswith(("detector=", "protocol=", "trainer.resume=")))])
+    log = open_log(c, folder, run_name.strip())
+    try:
+        log.params(flatten(OmegaConf.to_container(cfg, resolve=True)))
+        log.tags({**run_tags(c, folder, "train", device, bf16, parts.model), "bench.complete": "false",
+                  "bench.train_manifest_sha256": provenance.manifest_hash(data.train),
+                  "bench.val_manifest_sha256": provenance.manifest_hash(data.val),
+                  **{f"bench.test_manifest_sha256.{n}": provenance.manifest_hash(s) for n, s in data.tests.items()},
+                  "bench.domains": ",".join(domain_names), "bench.n_train": len(data.train), "bench.n_val": len(data.val)})
         print(f"{protocol.name} v{protocol.version} | {c.detector.name} on {device}{' (bf16)' if bf16 else ''} | "
-              f"train {len(train_samples)} frames over {len(domain_names)} domains, val {len(val_samples)}, "
-              f"test {', '.join(f'{n}: {len(s)}' for n, s in test_samples.items())}")
-
-        while state.epoch < trainer.epochs:
-            loader = train_loader if model.needs_images(len(train_samples)) else index_loader
-            stats = train_one_epoch(model, loader, optimizer, scheduler, state, device=device, bf16=bf16,
-                                    grad_clip=trainer.grad_clip, max_steps=trainer.max_steps_per_epoch, progress=trainer.progress,
-                                    on_step=lambda step, m: tracker.log_metrics(m, step=step) if step % trainer.log_every == 0 else None)
-            val = validate(model, val_loader, val_labels, c, device, bf16)
-            state.epoch += 1
-            score = val["auc"] if trainer.select_metric == "auc" else -val["loss"]
-            improved = score > state.best_score
-            if improved:
-                state.best_score, state.best_epoch = score, state.epoch
-            checkpoint.save(run_dir / "last.pt", model=model, optimizer=optimizer, scheduler=scheduler, state=state)
-            if improved:
-                checkpoint.save(run_dir / "best.pt", model=model, optimizer=optimizer, scheduler=scheduler, state=state)
-            tracker.log_metrics({"epoch/train_loss": stats.loss, **{f"epoch/train_loss_{k}": v for k, v in stats.terms.items()},
-                                 **{f"epoch/phase_steps_{k}": v for k, v in stats.phases.items()},
-                                 **{f"val/{k}": v for k, v in val.items()}}, step=state.epoch)
-            print(f"epoch {state.epoch}/{trainer.epochs}: train loss {stats.loss:.4f} | val auc {val['auc']:.4f} "
-                  f"loss {val['loss']:.4f}{'  *best*' if improved else ''}")
-
-        tracker.set_tags({f"bench.detector_info.{k}": v for k, v in model.describe().items()})  # after training: cache use etc.
-        if (run_dir / "best.pt").exists():  # evaluate the checkpoint chosen on validation data
-            checkpoint.restore(checkpoint.load(run_dir / "best.pt"), model=model)
-        results, frames = {}, []
-        for name, samples in test_samples.items():
-            results[name], frame = evaluate_set(name, model, samples, c, device, bf16)
-            frames.append(frame)
-            tracker.log_metrics({f"{name}/{k}": v for k, v in results[name].items()})
-        tracker.log_metrics({"val/best_score": state.best_score, "best_epoch": state.best_epoch, "time_s": time.time() - t0})
-        predictions = pd.concat(frames, ignore_index=True)
-        predictions.to_parquet(run_dir / "predictions.parquet", index=False)
-        tracker.log_predictions(predictions)
-        tracker.log_roc({n: (f["label"].to_numpy(), f["score"].to_numpy()) for n, f in predictions.groupby("test_set", sort=False)})
-        run_id = tracker.run_id
-
-    print(results_table(results))
-    print(f"run folder: {run_dir}" + (f" | MLflow run {run_id} in {c.tracking.uri}" if run_id else ""))
-    return RunResult(run_dir=run_dir, run_id=run_id, best_epoch=state.best_epoch, val_score=state.best_score, metrics=results)
+              f"train {len(data.train)} frames over {len(domain_names)} domains, val {len(data.val)}, "
+              f"test {', '.join(f'{n}: {len(s)}' for n, s in data.tests.items())} | run folder {folder.path}")
+        elapsed_before = state.elapsed_s
+        last_loss = train(c, log, parts, data, state, device, bf16, lambda: elapsed_before + time.time() - t_start)
+        return test(c, log, parts.model, data, state, device, bf16, last_loss, elapsed_before + time.time() - t_start)
+    except BaseException as err:
+        if isinstance(err, guards.Diverged):
+            log.tags({"bench.health": guards.DIVERGED})
+        log.finish(FAILED, error=f"{type(err).__name__}: {err}")
+        raise
 
 
-def results_table(results: dict[str, dict[str, Any]]) -> str:
-    rows = []
-    for name, m in results.items():
-        rows.append([name, f"{m['auc']:.3f} [{m['auc_ci_low']:.3f}, {m['auc_ci_high']:.3f}]", f"{m['video_auc']:.3f}",
-                     f"{m['ap']:.3f}", f"{m['eer']:.3f}", f"{m['acc']:.3f}", int(m["n_frames"]), int(m["n_videos"])])
-    return tabulate(rows, headers=["test set", "AUC [95% CI]", "video AUC", "AP", "EER", "ACC@0.5", "frames", "videos"])
+def train(c: RunConfig, log: RunLog, parts: Parts, data: RunData, state: checkpoint.TrainState, device, bf16: bool,
+          elapsed: Callable[[], float]) -> float | None:
+    """Epochs until `trainer.epochs`, selecting on validation; returns the last epoch's mean training loss."""
+    trainer, folder, model = c.trainer, log.folder, parts.model
+    val_labels = np.array([s.label for s in data.val])
+    last_loss = None
+    while state.epoch < trainer.epochs:
+        loader = parts.train_loader if model.needs_images(len(data.train)) else parts.index_loader
+        stats = train_one_epoch(model, loader, parts.optimizer, parts.scheduler, state, device=device, bf16=bf16,
+                                grad_clip=trainer.grad_clip, max_steps=trainer.max_steps_per_epoch, progress=trainer.progress,
+                                log_every=trainer.log_every, on_bad_image=c.data.on_bad_image, on_log=log.metrics)
+        check_finite_weights(model, state)
+        val = validate(model, parts.val_loader, val_labels, c, device, bf16)
+        state.epoch += 1
+        last_loss = stats.loss
+        score = val["auc"] if trainer.select_metric == "auc" else -val["loss"]
+        improved = score > state.best_score
+        if improved:
+            state.best_score, state.best_epoch = score, state.epoch
+        log.metrics({"epoch/train_loss": stats.loss, **{f"epoch/train_loss_{k}": v for k, v in stats.terms.items()},
+                     **{f"epoch/phase_steps_{k}": v for k, v in stats.phases.items()},
+                     **({f"epoch/{UNREADABLE}": stats.unreadable} if c.data.on_bad_image == "skip" else {}),
+                     **{f"val/{k}": v for k, v in val.items()}}, step=state.epoch)
+        state.elapsed_s = elapsed()
+        saved = dict(model=model, optimizer=parts.optimizer, scheduler=parts.scheduler, state=state,
+                     extra={"metrics_offset": folder.metrics_offset()})  # a resume drops what was logged after this
+        checkpoint.save(folder.path / "last.pt", **saved)
+        if improved:
+            checkpoint.save(folder.path / "best.pt", **saved)
+        log.heartbeat()
+        print(f"epoch {state.epoch}/{trainer.epochs}: train loss {stats.loss:.4f} | val auc {val['auc']:.4f} "
+              f"loss {val['loss']:.4f}{'  *best*' if improved else ''}")
+    return last_loss
+
+
+def test(c: RunConfig, log: RunLog, model, data: RunData, state: checkpoint.TrainState, device, bf16: bool,
+         last_loss: float | None, elapsed: float) -> RunResult:
+    """Evaluate the checkpoint selected on validation on every test set; judge whether the run can be a result."""
+    folder = log.folder
+    log.tags({f"bench.detector_info.{k}": v for k, v in model.describe().items()})  # after training: cache use etc.
+    if (folder.path / "best.pt").exists():
+        checkpoint.restore(checkpoint.load(folder.path / "best.pt", key="trainer.resume"), model=model)
+    results, predictions = evaluate_all(model, data.tests, c, device, bf16, log)
+    log.metrics({"val/best_score": state.best_score, "best_epoch": state.best_epoch, "time_s": elapsed})
+
+    health, reason = guards.training_health(state.initial_loss, last_loss)
+    if health == guards.OK:
+        health, reason = guards.scores_health({n: f["score"].to_numpy() for n, f in predictions.groupby("test_set", sort=False)})
+    complete = c.trainer.max_steps_per_epoch is None and state.epoch == c.trainer.epochs
+    log.tags({"bench.health": health, "bench.complete": str(complete).lower()})
+    if health == guards.DIVERGED:
+        raise guards.Diverged(f"training diverged: {reason}; results are in {folder.path} but the run is marked "
+                              f"bench.health=diverged and is not a result; lower trainer.lr", key="trainer.lr")
+    log.finish(FINISHED)
+    if health != guards.OK:
+        print(f"bench: warning: {reason}; the run is marked bench.health={health} and is not a result", file=sys.stderr)
+    run_id = log.record.mlflow.run_id
+    mirror = f" | MLflow run {run_id} in {c.tracking.uri}" if run_id else ""
+    if log.tracker.failed:
+        mirror = f" | MLflow does not have it in full: bench sync {folder.path}"
+    print(f"run folder: {folder.path}{mirror}")
+    return RunResult(run_dir=folder.path, run_id=run_id, best_epoch=state.best_epoch, val_score=state.best_score,
+                     metrics=results, health=health)

@@ -16,6 +16,8 @@ Our choices: ``val`` is carved from the training parts by a stable hash of each 
 the real video it was made from), ``val_fraction`` of them. Whatever part of the release is absent yields empty
 splits (so ``bench prepare`` of the test set alone works; using an empty split is the runner's error to report);
 neither part present is an error. Keys are ``dfdc/<domain>/<stem>`` (DFDC file names are unique random strings).
+``source`` is the original clip where the release names it (training fakes; every real video is its own), None for
+test fakes (labels.csv does not say). Entries of labels.csv and metadata.json must stay inside their folder.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from pathlib import Path
 from typing import ClassVar
 
 from bench.dataset import DatasetConfig, VideoDatasetAdapter, VideoRecord
-from bench.datasets._common import (check_fraction, check_split, raise_if_missing, read_json, train_or_val)
+from bench.datasets._common import (check_fraction, check_split, inside_root, raise_if_missing, read_json,
+                                    train_or_val)
 from bench.errors import BenchError
 from bench.records import FAKE, REAL, REAL_DOMAIN
 
@@ -88,8 +91,8 @@ class DFDC(VideoDatasetAdapter):
                 raise BenchError(f"dataset {self.name!r}: {labels.name} line {n}: label {row['label']!r} is not 0 or 1",
                                  key=key)
             name = row["filename"].strip()
-            nested = labels.parent / "videos" / name
-            path = nested if nested.is_file() else labels.parent / name
+            nested = inside_root(self.name, labels.parent / "videos", name, f"{labels.name} line {n}", key)
+            path = nested if nested.is_file() else inside_root(self.name, labels.parent, name, f"{labels.name} line {n}", key)
             label = TEST_LABELS[row["label"].strip()]
             records.append(self._record("test", path, label, source=path.stem if label == REAL else None))
         return records
@@ -110,5 +113,6 @@ class DFDC(VideoDatasetAdapter):
                 label = TRAIN_LABELS[info["label"]]
                 source = Path(info.get("original") or name).stem if label == FAKE else Path(name).stem
                 if train_or_val(f"{self.name}/{source}", self.cfg.val_fraction) == split:
-                    records.append(self._record(split, part / name, label, source))
+                    path = inside_root(self.name, part, name, f"{meta_path} entry {name!r}", f"datasets.{self.name}.root")
+                    records.append(self._record(split, path, label, source))
         return records

@@ -15,7 +15,8 @@ Assumptions (stated because the preview came with little documentation): a video
 ``original_videos`` (real) or ``method_A`` / ``method_B`` (fake), and a label that disagrees with that folder fails
 naming the entry; any further fields are ignored. Our choice: ``val`` is carved from ``set == "train"`` by a stable
 hash of the identity folder (the path's second component), ``val_fraction`` of it. Keys are
-``dfdcp/<relative path without .mp4>``.
+``dfdcp/<relative path without .mp4>``; ``source`` is the identity folder (the release names no source clip).
+Index entries must stay inside the root.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from pathlib import Path, PurePosixPath
 from typing import ClassVar
 
 from bench.dataset import DatasetConfig, VideoDatasetAdapter, VideoRecord
-from bench.datasets._common import (check_fraction, check_split, raise_if_missing, read_json, train_or_val)
+from bench.datasets._common import (check_fraction, check_split, inside_root, raise_if_missing, read_json,
+                                    train_or_val)
 from bench.errors import BenchError
 from bench.records import FAKE, REAL, REAL_DOMAIN
 
@@ -63,6 +65,7 @@ class DFDCP(VideoDatasetAdapter):
             raise BenchError(f"dataset {self.name!r}: {self.cfg.index} must map video paths to their labels", key=key)
         records = []
         for rel, info in sorted(index.items()):
+            inside_root(self.name, root, rel, f"{self.cfg.index} entry {rel!r}", key)
             path = PurePosixPath(rel)
             if not isinstance(info, dict) or info.get("label") not in LABELS or info.get("set") not in SETS:
                 raise BenchError(f"dataset {self.name!r}: {self.cfg.index} entry {rel!r} needs label real|fake and "

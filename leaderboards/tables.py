@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 from bench.errors import BenchError
-from bench.leaderboards import ablations, benchmarks
+from bench.leaderboards import ablations, benchmarks, robustness
 from bench.leaderboards.spec import TableSpec
 
-TABLES: dict[str, TableSpec] = {spec.name: spec for spec in (*benchmarks.TABLES, *ablations.TABLES)}
+TABLES: dict[str, TableSpec] = {spec.name: spec for spec in (*benchmarks.TABLES, *ablations.TABLES, *robustness.TABLES)}
 
 
 def all_tables() -> dict[str, TableSpec]:

@@ -26,6 +26,14 @@ def test_crop_loading_benchmark_measures_every_format():
         assert fmt in out
 
 
+def test_face_prepare_benchmark_compares_detectors_and_stages():
+    out = run_script("face_prepare.py", "--smoke")
+    assert "| haar | largest |" in out and "| haar | best |" in out
+    for stage in ("| decode", "| detect, before", "| detect, after", "| encode", "whole path, after"):
+        assert stage in out
+    assert "FF++ c23" in out and "4-node cluster" in out
+
+
 def test_startup_benchmark_prints_the_ratio_to_importing_torch():
     out = run_script("startup.py", "--smoke")
     assert "bench list" in out and "ratio" in out

@@ -15,13 +15,13 @@ from bench.config import ProtocolConfig, SplitSpec
 from bench.dataset import DatasetAdapter, DatasetConfig, VideoDatasetAdapter, VideoRecord, dataset_node
 from bench.detector import Detector
 from bench.detector_config import AugmentConfig, BackboneConfig, DetectorConfig
-from bench.faces import FaceDetector, FaceDetectorConfig
+from bench.faces import Face, FaceDetector, FaceDetectorConfig
 from bench.leaderboards.spec import Match, RowKey, TableSpec
 from bench.records import Batch, LossOutput, Sample
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "plugins.md").read_text()
 CLASSES = [Detector, DetectorConfig, AugmentConfig, BackboneConfig, DatasetAdapter, VideoDatasetAdapter, DatasetConfig,
-           VideoRecord, Sample, Batch, LossOutput, FaceDetector, FaceDetectorConfig, ProtocolConfig, SplitSpec,
+           VideoRecord, Sample, Batch, LossOutput, FaceDetector, FaceDetectorConfig, Face, ProtocolConfig, SplitSpec,
            TableSpec, RowKey, Match, testing.DetectorReport, testing.DatasetReport]
 FUNCTIONS = [testing.check_detector, testing.check_dataset, dataset_node, checks.at_least, checks.positive,
              checks.between, checks.one_of, checks.matches, checks.length, checks.optional, checks.each]
