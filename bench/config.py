@@ -108,6 +108,8 @@ class TrackingConfig:
 class DataConfig:
     """How training and testing read images."""
 
+    checks: ClassVar[dict[str, Check]] = {"on_bad_image": one_of("error", "skip")}
+
     on_bad_image: str = "error"  # error (stop, naming the file) | skip (leave it out; counts logged and shown in the results)
 
 

@@ -245,9 +245,9 @@ def train(c: RunConfig, log: RunLog, parts: Parts, data: RunData, state: checkpo
         state.elapsed_s = elapsed()
         saved = dict(model=model, optimizer=parts.optimizer, scheduler=parts.scheduler, state=state,
                      extra={"metrics_offset": folder.metrics_offset()})  # a resume drops what was logged after this
-        checkpoint.save(folder.path / "last.pt", **saved)
-        if improved:
+        if improved:  # best.pt first: last.pt marks the epoch done, so a kill right after it still finds this best.pt
             checkpoint.save(folder.path / "best.pt", **saved)
+        checkpoint.save(folder.path / "last.pt", **saved)
         log.heartbeat()
         print(f"epoch {state.epoch}/{trainer.epochs}: train loss {stats.loss:.4f} | val auc {val['auc']:.4f} "
               f"loss {val['loss']:.4f}{'  *best*' if improved else ''}")

@@ -47,6 +47,7 @@ def test_a_crashing_run_is_marked_failed(tmp_path, monkeypatch, mlflow_uri):
         raise RuntimeError("simulated crash in the training loop")
 
     monkeypatch.setattr(runner, "train_one_epoch", boom)
+    monkeypatch.setenv("BENCH_DEBUG", "1")  # the CLI re-raises instead of printing its one line
     with pytest.raises(RuntimeError, match="simulated crash"):
         main(["run", *SMALL, f"tracking.uri={mlflow_uri}"])
     runs = search_runs(mlflow_uri, ["demo"])
