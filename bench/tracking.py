@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -159,6 +160,7 @@ class MlflowTracker(Tracker):
         self.run_id: str | None = None
         self.failed = False
         self._params: dict[str, str] = {}
+        self._lock = threading.Lock()
 
     def start(self, run_id: str | None = None, start_time: float | None = None) -> MlflowTracker:
         """Continue MLflow run `run_id` (a resume) if the store has it, else start a new one."""
@@ -189,7 +191,7 @@ class MlflowTracker(Tracker):
         if self.failed or (self.run_id is None and what != "start"):
             return
         try:
-            with quiet_mlflow():
+            with self._lock, quiet_mlflow():  # the heartbeat thread tags too
                 fn(*args)
         except Exception as err:
             self.failed = True

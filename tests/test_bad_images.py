@@ -67,10 +67,11 @@ def _first(root: Path, split: str, folder: str) -> Path:
     return sorted((root / split / folder).rglob("*.jpg"))[0]
 
 
-def test_a_truncated_training_crop_stops_the_run_naming_it(diff_tree, tmp_path, capsys):
+@pytest.mark.parametrize("workers", [0, 1])  # from a loader worker the message arrives whole too
+def test_a_truncated_training_crop_stops_the_run_naming_it(diff_tree, tmp_path, capsys, workers):
     crop = _first(tmp_path / "diff", "train", "T2I")
     crop.write_bytes(crop.read_bytes()[:-200])
-    code = main(diff_tree)
+    code = main([*diff_tree, f"trainer.num_workers={workers}"])
     assert_one_line_error(code, capsys.readouterr().err, str(crop), "data.on_bad_image=skip")
     [folder] = run_folders(tmp_path / "out")
     assert record(folder)["status"] == "FAILED"
