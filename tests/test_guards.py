@@ -4,6 +4,7 @@ weights, constant scores; and the tags that say what a run was (git state, threa
 from __future__ import annotations
 
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -117,3 +118,13 @@ def test_untracked_source_files_make_the_tree_dirty(tmp_path):
     assert provenance.git_state(tmp_path)[1] is False  # ignored files and non-source files do not count
     (tmp_path / "new_detector.py").write_text("y = 2\n")
     assert provenance.git_state(tmp_path) == (provenance.git_state(tmp_path)[0], True)
+
+
+def test_the_preflight_and_the_run_record_import_neither_torch_nor_mlflow():
+    """The CLI checks a run's config before importing the runner: that must stay fast."""
+    code = ("import sys, bench.preflight, bench.rundir, bench.guards\n"
+            "from bench.plugins import get_plugins\n"
+            "[get_plugins().datasets.get(e.name) for e in get_plugins().datasets.entries()]\n"
+            "print(sorted(m for m in ('torch', 'mlflow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
