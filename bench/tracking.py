@@ -55,6 +55,13 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(uri.removeprefix("sqlite:///"))
 
 
+def canonical_uri(uri: str) -> str:
+    """A sqlite URI with an absolute path: run.json records where the store was, whatever the working directory of a
+    later `bench sync` or resume."""
+    path = sqlite_path(uri)
+    return f"sqlite:///{path.expanduser().absolute()}" if path is not None else uri
+
+
 @contextlib.contextmanager
 def store_lock(uri: str) -> Iterator[None]:
     """Held while a sqlite store is opened (MLflow creates the schema on first use; two processes racing on a fresh
@@ -236,7 +243,7 @@ def sync(run_dir: str | Path, uri: str | None = None) -> SyncReport:
     run.json). Only what the store lacks is sent, so a second sync uploads nothing."""
     folder = RunFolder.open(run_dir)
     rec = folder.record
-    uri = uri or rec.mlflow.uri
+    uri = canonical_uri(uri or rec.mlflow.uri or "")
     if not uri:
         raise BenchError(f"{folder.path} was run without tracking; give the store: bench sync {folder.path} --uri URI")
     experiment = rec.mlflow.experiment or rec.tags.get("bench.protocol") or "default"
