@@ -197,10 +197,12 @@ class RunLog:
         self.tracker.log_metrics(metrics, step, when)
 
     def heartbeat(self) -> None:
-        self.tags({"bench.heartbeat": f"{time.time():.0f}"})  # the tag and run.json's field say the same
-        with self.folder.lock:
-            self.record.heartbeat = time.time()
+        now = time.time()
+        with self.folder.lock:  # run.json's field and the tag say the same
+            self.record.heartbeat = now
+            self.record.tags["bench.heartbeat"] = f"{now:.0f}"
             self.folder.save()
+        self.tracker.set_tags({"bench.heartbeat": f"{now:.0f}"})
 
     def _heartbeat_loop(self) -> None:
         while not self._stop.wait(HEARTBEAT_EVERY_S):
@@ -212,11 +214,11 @@ class RunLog:
     def finish(self, status: str, error: str | None = None) -> None:
         """Final record, then artifacts and the end of the MLflow run. `synced` says whether MLflow has it all."""
         self._stop.set()
+        if error:
+            self.tags({"bench.error": error[:5000]})
         with self.folder.lock:
             self.record.status, self.record.error, self.record.ended = status, error, time.time()
             self.folder.save()
-        if error:
-            self.tracker.set_tags({"bench.error": error[:5000]})
         self.tracker.log_artifacts(self.folder.artifacts())
         self.tracker.end(status, self.record.ended)
         self.record.mlflow.synced = self.tracker.run_id is not None and not self.tracker.failed
