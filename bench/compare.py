@@ -139,7 +139,7 @@ def compare_runs(a: RunPredictions, b: RunPredictions, resamples: int = 1000, se
 
 def _p(p: float, resamples: int = 0) -> str:
     if resamples and p == 0:
-        return f"< {1 / resamples:.0e}"  # no resample crossed 0
+        return f"< {2 / resamples:.2g}"  # no resample crossed 0: below the resolution of the two-sided p
     return f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
 
 

@@ -24,3 +24,8 @@ def test_crop_loading_benchmark_measures_every_format():
     out = run_script("crop_loading.py", "--images", "16", "--repeat", "1")
     for fmt in ("png", "jpeg q95 (cv2: bench.dataset.load_image)", "raw .npy per crop"):
         assert fmt in out
+
+
+def test_bootstrap_memory_benchmark_reports_both_resampling_modes():
+    out = run_script("bootstrap_memory.py", "--scores", "4000", "--resamples", "20")
+    assert "4,000 scores" in out and out.count("\nframes") == 1 and out.count("\nvideos") == 1
