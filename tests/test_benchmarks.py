@@ -32,3 +32,8 @@ def test_face_prepare_benchmark_compares_detectors_and_stages():
     for stage in ("| decode", "| detect, before", "| detect, after", "| encode", "whole path, after"):
         assert stage in out
     assert "FF++ c23" in out and "4-node cluster" in out
+
+
+def test_bootstrap_memory_benchmark_reports_both_resampling_modes():
+    out = run_script("bootstrap_memory.py", "--scores", "4000", "--resamples", "20")
+    assert "4,000 scores" in out and out.count("\nframes") == 1 and out.count("\nvideos") == 1
