@@ -90,6 +90,15 @@ class Detector(nn.Module, ABC):
         """
         return None
 
+    def needs_images(self, n_samples: int) -> bool:
+        """Asked by the runner before every training epoch over `n_samples` samples (indices 0..n-1).
+
+        A detector that can compute every training sample's loss from `Batch.index` alone (it has cached all their
+        features, and its training transform is deterministic) returns False: the epoch then reads and transforms
+        no image, and `Batch.images` is empty, shape (B, 0). Default: True.
+        """
+        return True
+
     @torch.no_grad()
     def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) -> (B,) probability of fake."""

@@ -89,10 +89,16 @@ class ClipProbe(Detector):
         loss = F.cross_entropy(logits.float(), batch.labels)
         return LossOutput(total=loss, logits=logits, terms={"cls": loss.detach()})
 
+    def needs_images(self, n_samples: int) -> bool:
+        """Once every training sample's embedding is cached, epochs run on `Batch.index` alone: no image is read."""
+        return not (self.cache_enabled and all(i in self.feature_cache for i in range(n_samples)))
+
     def _cached_features(self, images: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Embeddings of a training batch, running the tower only on samples not seen before. (B, embed_dim)"""
         keys = index.tolist()
         todo = [i for i, k in enumerate(keys) if k not in self.feature_cache]
+        if todo and images.numel() == 0:
+            raise RuntimeError(f"clip_probe: batch without images but {len(todo)} samples are not cached")
         if todo:
             fresh = self.encode(images[torch.tensor(todo, device=images.device)])  # (M, embed_dim)
             for i, f in zip(todo, fresh):

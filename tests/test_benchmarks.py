@@ -37,3 +37,18 @@ def test_face_prepare_benchmark_compares_detectors_and_stages():
 def test_bootstrap_memory_benchmark_reports_both_resampling_modes():
     out = run_script("bootstrap_memory.py", "--scores", "4000", "--resamples", "20")
     assert "4,000 scores" in out and out.count("\nframes") == 1 and out.count("\nvideos") == 1
+
+
+def test_startup_benchmark_prints_the_ratio_to_importing_torch():
+    out = run_script("startup.py", "--smoke")
+    assert "bench list" in out and "ratio" in out
+
+
+def test_clip_cache_benchmark_smoke_mode_prints_its_ratio():
+    out = run_script("clip_cache.py", "--smoke")
+    assert "ratio cached epoch (2..2) / uncached epoch" in out
+
+
+def test_data_threads_benchmark_smoke_mode_prints_its_ratio():
+    out = run_script("data_threads.py", "--smoke", "--no-busy")
+    assert "ratio single-threaded / multi-threaded" in out

@@ -59,3 +59,16 @@ def test_openai_constants_match_open_clip():
     from bench.detector_config import OPENAI_MEAN, OPENAI_STD
 
     assert (OPENAI_MEAN, OPENAI_STD) == (tuple(OPENAI_DATASET_MEAN), tuple(OPENAI_DATASET_STD))
+
+
+def test_a_run_imports_only_its_own_detector_module(tmp_path):
+    code = f"""
+        from bench.cli import main
+        from bench.testing import SMALL_DEMO
+        assert main(["run", "detector=dummy", *SMALL_DEMO, "paths.output={tmp_path}"]) == 0
+        import sys
+        others = [m for m in ("bench.detectors.clip_probe", "bench.detectors.xception", "bench.detectors.f3net",
+                              "bench.detectors.moa_clip", "timm", "open_clip") if m in sys.modules]
+        assert not others, others
+    """
+    assert "torch" in imported_after(code)  # the run itself trained (and imported nothing it did not use)
