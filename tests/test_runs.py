@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from bench import runner
 from bench.cli import main
 from bench.tracking import search_runs
