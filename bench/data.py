@@ -1,7 +1,15 @@
-"""From `Sample` lists to batches: torch Dataset, domain ids for training samples, and samplers."""
+"""From `Sample` lists to batches: torch Dataset, domain ids for training samples, samplers and loaders.
+
+Threads: the data path (decoding, transforms) runs on one thread, in worker processes (`trainer.num_workers > 0`:
+torch already gives workers one thread; OpenCV's is set in `_worker_init`) and in the main process around every
+batch fetch when `num_workers=0` (`single_threaded`), so the training math keeps all of torch's threads. Per-image
+work is too small to split across threads: with two threads and one core busy elsewhere it ran ~10x slower
+(benchmarks/data_threads.py).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -63,9 +71,10 @@ def evenly_spaced_frames(samples: Sequence[Sample], k: int | None) -> list[Sampl
 
 
 class FrameDataset(Dataset):
-    """Samples -> (image tensor, label, domain id, index). Transforms come from the detector."""
+    """Samples -> (image tensor, label, domain id, index). Transforms come from the detector; with `transform=None`
+    no image is read and the image is an empty tensor (a detector that trains from cached features)."""
 
-    def __init__(self, samples: Sequence[Sample], transform: Callable, domain_ids: np.ndarray | None = None) -> None:
+    def __init__(self, samples: Sequence[Sample], transform: Callable | None, domain_ids: np.ndarray | None = None) -> None:
         self.samples = list(samples)
         self.transform = transform
         self.domain_ids = domain_ids if domain_ids is not None else np.full(len(self.samples), NO_DOMAIN, np.int64)
@@ -77,6 +86,8 @@ class FrameDataset(Dataset):
         """The item, or why its file cannot be read: the main process decides (`data.on_bad_image`), so the
         message reaches the user whole even from a loader worker (which would wrap an exception in its traceback)."""
         s = self.samples[i]
+        if self.transform is None:  # a detector training from cached features: no image is read
+            return torch.empty(0), s.label, int(self.domain_ids[i]), i
         try:
             image = load_image(s)
         except UnreadableImage as err:
@@ -157,15 +168,53 @@ class DomainBalancedBatchSampler(Sampler[list[int]]):
             yield list(rng.permutation(batch))
 
 
+@contextlib.contextmanager
+def single_threaded() -> Iterator[None]:
+    """Torch intra-op and OpenCV on one thread inside the block; the previous thread counts after it."""
+    import cv2
+
+    torch_threads, cv2_threads = torch.get_num_threads(), cv2.getNumThreads()
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(torch_threads)
+        cv2.setNumThreads(cv2_threads)
+
+
+def _worker_init(worker_id: int) -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # torch already runs DataLoader workers on one thread
+
+
+class Loader(DataLoader):
+    """A DataLoader whose data path is single-threaded (see the module docstring)."""
+
+    def __iter__(self) -> Iterator[Batch]:
+        batches = super().__iter__()
+        return batches if self.num_workers > 0 else _fetch_single_threaded(batches)
+
+
+def _fetch_single_threaded(batches: Iterator[Batch]) -> Iterator[Batch]:
+    while True:
+        with single_threaded():
+            batch = next(batches, None)
+        if batch is None:
+            return
+        yield batch
+
+
 def make_loader(dataset: FrameDataset, *, batch_size: int, train: bool, sampler: str = "random", seed: int = 0,
                 num_workers: int = 0) -> DataLoader:
     common = dict(collate_fn=collate, num_workers=num_workers, persistent_workers=num_workers > 0,
-                  pin_memory=torch.cuda.is_available())
+                  pin_memory=torch.cuda.is_available(), worker_init_fn=_worker_init if num_workers > 0 else None)
     if not train:
-        return DataLoader(dataset, batch_size=batch_size, shuffle=False, **common)
+        return Loader(dataset, batch_size=batch_size, shuffle=False, **common)
     if sampler == "domain_balanced":
-        return DataLoader(dataset, batch_sampler=DomainBalancedBatchSampler(dataset.domain_ids, batch_size, seed), **common)
+        return Loader(dataset, batch_sampler=DomainBalancedBatchSampler(dataset.domain_ids, batch_size, seed), **common)
     if sampler != "random":
         raise BenchError(f"trainer.sampler must be 'random' or 'domain_balanced', got {sampler!r}", key="trainer.sampler")
-    return DataLoader(dataset, batch_size=batch_size, sampler=EpochRandomSampler(len(dataset), seed),
-                      drop_last=len(dataset) > batch_size, **common)
+    return Loader(dataset, batch_size=batch_size, sampler=EpochRandomSampler(len(dataset), seed),
+                  drop_last=len(dataset) > batch_size, **common)

@@ -1,7 +1,7 @@
 """The dataset-adapter interface. One subclass per file in ``datasets/`` (or in a plugin).
 
 An adapter turns a dataset *as published* into typed `Sample` records per split. Roots come from config
-(`datasets.<name>.root`) or an environment variable named by the adapter, never from code.
+(`datasets.<name>.root`) or the environment variable its config class names (`root_env`), never from code.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
+from bench.checks import Check
 from bench.errors import BenchError, DataRootMissing
 from bench.records import REAL_DOMAIN, Sample
 
@@ -23,32 +24,64 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class DatasetConfig:
-    """Fields every dataset config has; subclasses add their own."""
+    """Fields every dataset config has; subclasses add their own.
+
+    ClassVars (not config fields) a subclass sets:
+      root_env: the environment variable that holds the root when `datasets.<name>.root` is not set (it becomes the
+        default of `root` in every composed config, for built-in and plugin datasets alike; see `dataset_node`).
+      needs_root: False for datasets that need no files (generated ones).
+      checks: field name -> value rule (`bench.checks`), applied when the config is composed.
+    """
+
+    root_env: ClassVar[str | None] = None
+    needs_root: ClassVar[bool] = True
+    checks: ClassVar[dict[str, Check]] = {}
 
     name: str = MISSING
-    root: str | None = None  # subclasses default it to ${oc.env:BENCH_<NAME>_ROOT,null}
+    root: str | None = None  # the dataset's folder; default ${oc.env:<root_env>,null}
+
+
+def dataset_node(config_class: type[DatasetConfig], name: str) -> DictConfig:
+    """The typed config node of dataset `name`, whose `root` defaults to the `root_env` variable (resolved lazily)."""
+    node = OmegaConf.structured(config_class(name=name))
+    if config_class.root_env and node.root is None:
+        node.root = f"${{oc.env:{config_class.root_env},null}}"
+    return node
 
 
 class DatasetAdapter(ABC):
     """Base class of dataset adapters.
 
-    Class attributes: name, description, config_class (a DatasetConfig subclass), root_env (the environment
-    variable that may hold the root), needs_root (False for generated datasets).
+    Class attributes: name, description, config_class (a DatasetConfig subclass, which also says where the root
+    comes from: its `root_env` and `needs_root`).
     """
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
     config_class: ClassVar[type[DatasetConfig]] = DatasetConfig
-    root_env: ClassVar[str | None] = None
-    needs_root: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        misplaced = sorted({"root_env", "needs_root"} & set(vars(cls)))
+        if misplaced:  # composition reads them from the config class without importing the adapter
+            raise TypeError(f"{cls.__qualname__}: set {' and '.join(misplaced)} as ClassVars of its config class "
+                            f"({cls.config_class.__qualname__}), not on the adapter")
 
     def __init__(self, cfg: Any, cache_dir: str | Path) -> None:
-        """`cfg`: the config dataclass, an OmegaConf node (as Hydra composes it) or None (all defaults); it is stored
-        as `config_class` with `${oc.env:...}` defaults resolved. `cache_dir`: a writable folder for this dataset's
-        derived files (prepared crops, generated images)."""
-        schema = OmegaConf.merge(OmegaConf.structured(self.config_class), {"name": self.name})
+        """`cfg`: the config dataclass, an OmegaConf node (as Hydra composes it) or None (all defaults, the root from
+        `root_env`); it is stored as `config_class` with `${oc.env:...}` values resolved. `cache_dir`: a writable
+        folder for this dataset's derived files (prepared crops, generated images)."""
+        schema = dataset_node(self.config_class, self.name)
         self.cfg = OmegaConf.to_object(OmegaConf.merge(schema, cfg) if cfg is not None else schema)
         self.cache_dir = Path(cache_dir)
+
+    @property
+    def root_env(self) -> str | None:
+        return self.config_class.root_env
+
+    @property
+    def needs_root(self) -> bool:
+        return self.config_class.needs_root
 
     # ---- what subclasses implement ---------------------------------------------------------------------
     @abstractmethod
@@ -157,7 +190,8 @@ class VideoRecord:
     label: int  # 0 real / 1 fake (converted from the dataset's own convention)
     video: str  # unique key across datasets and manipulations, e.g. "ffpp/Deepfakes/000_003"
     path: str  # absolute path of the video file
-    source: str | None = None  # e.g. FF++ target id; used to assign real videos to domains
+    source: str | None = None  # the source clip/identity where the dataset knows it (FF++: target id of a fake)
+    mask: str | None = None  # a video of the manipulation mask, frame-aligned (FF++/DFD fakes), where shipped
 
 
 class VideoDatasetAdapter(DatasetAdapter):

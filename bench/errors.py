@@ -19,3 +19,7 @@ class BenchError(Exception):
 
 class DataRootMissing(BenchError):
     """A dataset root is not configured or does not exist."""
+
+
+class BenchWarning(UserWarning):
+    """Something the user should know that does not stop the command; the CLI prints it as one `bench: warning:` line."""

@@ -8,10 +8,14 @@ import subprocess
 from collections.abc import Iterable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bench.records import Sample
+
+if TYPE_CHECKING:
+    from bench.plugins import Plugins
 
 PACKAGES = ("forgerybench", "torch", "torchvision", "timm", "open_clip_torch", "numpy", "scikit-learn", "hydra-core",
             "mlflow", "pandas", "av", "opencv-python-headless")
@@ -44,15 +48,12 @@ def git_state(src: Path | None = None) -> tuple[str, bool]:
     return sha, dirty
 
 
-def plugin_versions(dists: Iterable[str]) -> str:
-    """"dist==version" of every plugin distribution, sorted and comma-separated ("" when there are none)."""
-    out = []
-    for dist in sorted(set(dists)):
-        try:
-            out.append(f"{dist}=={version(dist)}")
-        except PackageNotFoundError:
-            out.append(f"{dist}==unknown")
-    return ",".join(out)
+def plugin_versions(plugins: Plugins) -> str:
+    """"dist==version" of every external plugin distribution that loaded, sorted and comma-separated ("" if none)."""
+    from bench.plugins import BUILTIN_DIST
+
+    return ",".join(sorted(f"{i.dist}=={i.version}" for i in plugins.info.values()
+                           if i.dist != BUILTIN_DIST and i.status == "ok"))
 
 
 def package_versions() -> dict[str, str]:

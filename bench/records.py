@@ -51,7 +51,7 @@ class Sample:
 class Batch:
     """A collated training or evaluation batch."""
 
-    images: torch.Tensor  # (B, 3, H, W) float, normalised by the detector's transform
+    images: torch.Tensor  # (B, 3, H, W) float, normalised by the detector's transform; (B, 0) when it needs none
     labels: torch.Tensor  # (B,) long, 0 real / 1 fake
     domains: torch.Tensor  # (B,) long, index into the run's training domain list (-1 outside training)
     index: torch.Tensor  # (B,) long, position of the sample in its split's sample list (stable across epochs)

@@ -31,7 +31,7 @@ from bench.dataset import DatasetAdapter
 from bench.engine import check_finite_weights, predict, train_one_epoch
 from bench.errors import BenchError
 from bench.optim import build_optimizer, build_scheduler
-from bench.plugins import BUILTIN_DIST, get_plugins
+from bench.plugins import get_plugins
 from bench.records import Sample
 from bench.rundir import FAILED, FINISHED, RunFolder, RunLog
 from bench.testsets import UNREADABLE, evaluate_all
@@ -114,7 +114,7 @@ def run_tags(c: RunConfig, folder: RunFolder, kind: str, device: torch.device, b
         "bench.protocol_version": c.protocol.version, "bench.scale": c.meta.scale,
         "bench.git_commit": sha, "bench.git_dirty": str(dirty).lower(),
         "bench.torch_threads": torch.get_num_threads(), "bench.python": platform.python_version(),
-        "bench.plugins": provenance.plugin_versions(d for d in plugins.dists.values() if d != BUILTIN_DIST),
+        "bench.plugins": provenance.plugin_versions(plugins),
         "bench.device": str(device), "bench.precision": "bf16" if bf16 else "fp32",
         "bench.run_dir": str(folder.path), "bench.local_id": folder.record.local_id,
         **{f"bench.version.{k}": v for k, v in provenance.package_versions().items()},
@@ -156,6 +156,7 @@ class Parts:
     val_loader: DataLoader
     optimizer: torch.optim.Optimizer
     scheduler: Any
+    index_loader: DataLoader  # the train batches without images, for epochs the detector needs none (`needs_images`)
 
 
 def build_parts(c: RunConfig, data: RunData, domain_names: list[str], domain_ids: np.ndarray, device: torch.device) -> Parts:
@@ -168,7 +169,9 @@ def build_parts(c: RunConfig, data: RunData, domain_names: list[str], domain_ids
     steps_per_epoch = len(train_loader) if trainer.max_steps_per_epoch is None else min(len(train_loader), trainer.max_steps_per_epoch)
     optimizer = build_optimizer(model.trainable_parameters(), trainer)
     scheduler = build_scheduler(optimizer, trainer, total_steps=max(1, trainer.epochs * steps_per_epoch))
-    return Parts(model, train_loader, val_loader, optimizer, scheduler)
+    index_loader = make_loader(FrameDataset(data.train, None, domain_ids), batch_size=trainer.batch_size, train=True,
+                               sampler=trainer.sampler, seed=trainer.seed)
+    return Parts(model, train_loader, val_loader, optimizer, scheduler, index_loader)
 
 
 def run(cfg: DictConfig) -> RunResult:
@@ -227,7 +230,8 @@ def train_epochs(c: RunConfig, log: RunLog, parts: Parts, data: RunData, state: 
     val_labels = np.array([s.label for s in data.val])
     last_loss = None
     while state.epoch < trainer.epochs:
-        stats = train_one_epoch(model, parts.train_loader, parts.optimizer, parts.scheduler, state, device=device, bf16=bf16,
+        loader = parts.train_loader if model.needs_images(len(data.train)) else parts.index_loader
+        stats = train_one_epoch(model, loader, parts.optimizer, parts.scheduler, state, device=device, bf16=bf16,
                                 grad_clip=trainer.grad_clip, max_steps=trainer.max_steps_per_epoch, progress=trainer.progress,
                                 log_every=trainer.log_every, on_bad_image=c.data.on_bad_image, on_log=log.metrics)
         check_finite_weights(model, state)

@@ -319,3 +319,29 @@ def search_runs(uri: str, experiments: list[str]) -> pd.DataFrame:
         return pd.DataFrame()
     return mlflow.search_runs(experiment_names=names, output_format="pandas")
 
+
+def find_runs(uri: str, run_id: str) -> pd.DataFrame:
+    """Runs of any experiment whose id is `run_id` or starts with it (the short ids tables print)."""
+    mlflow = _mlflow()
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="pandas")
+    return runs[runs["run_id"].str.startswith(run_id)] if len(runs) else runs
+
+
+def download_artifact(uri: str, run_id: str, path: str, dst: Path) -> Path | None:
+    """A run's artifact copied under `dst`; None when the run has no such artifact."""
+    import os
+
+    mlflow = _mlflow()
+    bar = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"  # one bar per file would flood a leaderboard
+    try:
+        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(dst),
+                                                        tracking_uri=uri))
+    except Exception:  # MLflow raises several types (missing file, missing run, store errors): all mean "absent"
+        return None
+    finally:
+        if bar is None:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+        else:
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = bar

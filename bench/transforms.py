@@ -6,25 +6,11 @@ defaults here are "none", so a detector that does not ask for augmentation train
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from torchvision.transforms import v2
 
-
-@dataclass
-class AugmentConfig:
-    hflip: float = 0.0  # probability of a horizontal flip
-    blur: float = 0.0  # probability of a Gaussian blur
-    blur_sigma: tuple[float, float] = (0.1, 2.0)
-    color: float = 0.0  # probability of brightness/contrast OR hue/saturation jitter (one of the two, at random)
-    jpeg: float = 0.0  # probability of a JPEG re-compression
-    jpeg_quality: tuple[int, int] = (40, 100)
-
-    @property
-    def enabled(self) -> bool:
-        return any(p > 0 for p in (self.hflip, self.blur, self.color, self.jpeg))
+from bench.detector_config import AugmentConfig
 
 
 def build_transform(size: int, mean: tuple[float, ...], std: tuple[float, ...], aug: AugmentConfig | None) -> v2.Compose:

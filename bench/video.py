@@ -45,6 +45,17 @@ class FrameIndex:
         return int(self.keyframes[k]) if k >= 0 else 0
 
 
+SIGNATURES = ((4, b"ftyp", "MP4/MOV"), (0, b"\x1a\x45\xdf\xa3", "Matroska/WebM"), (0, b"RIFF", "AVI"),
+              (0, b"FLV", "FLV"), (0, b"\x00\x00\x01\xba", "MPEG-PS"), (0, b"\x47", "MPEG-TS"))
+
+
+def container_kind(path: Path) -> str | None:
+    """The container a file's first bytes announce (None: no known video signature)."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+    return next((name for at, sig, name in SIGNATURES if head[at:at + len(sig)] == sig), None)
+
+
 def upright(frame: av.VideoFrame) -> np.ndarray:
     """(H, W, 3) uint8 RGB as the video is meant to be shown: phone videos store a rotation in their display
     matrix instead of rotating the pixels, and a sideways face is invisible to a frontal face detector."""
@@ -60,17 +71,32 @@ class VideoReader:
     of a long video did not decode all of it.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, threads: int = 0) -> None:
+        """`threads`: decoder threads (frame + slice threading); 0 = FFmpeg's default, 1 = one core (a worker of a
+        process pool, where the processes already fill the cores)."""
         self.path = Path(path)
         self.decoded = 0
         try:
+            size = self.path.stat().st_size
+        except OSError as err:
+            raise VideoDecodeError(f"missing or unreadable file: {err.strerror or err}") from err
+        if size == 0:
+            raise VideoDecodeError("empty file (0 bytes)")
+        try:
             self._container = av.open(str(self.path))
         except (av.FFmpegError, OSError, UnicodeDecodeError) as err:
-            raise VideoDecodeError(f"cannot open: {getattr(err, 'strerror', None) or err}") from err
+            why = getattr(err, "strerror", None) or err
+            kind = container_kind(self.path)
+            if kind:  # a video container's signature, yet unreadable: usually a download cut short
+                raise VideoDecodeError(f"truncated or corrupt {kind} file ({size} bytes): {why}") from err
+            raise VideoDecodeError(f"not a video: no known container signature ({size} bytes): {why}") from err
         if not self._container.streams.video:
             self._container.close()
-            raise VideoDecodeError("no video stream")
+            raise VideoDecodeError("not a video: the file has no video stream")
         self._stream = self._container.streams.video[0]
+        if threads != 1:
+            self._stream.thread_type = "AUTO"
+            self._stream.thread_count = threads
         self._index: FrameIndex | None = None
 
     def __enter__(self) -> VideoReader:
@@ -99,9 +125,9 @@ class VideoReader:
                 if packet.size and ts is not None:  # size 0 = the flush packet at the end
                     stamps.append((ts, packet.is_keyframe))
         except av.FFmpegError as err:
-            raise VideoDecodeError(f"corrupt packets after frame {len(stamps)}: {err}") from err
+            raise VideoDecodeError(f"truncated or corrupt: unreadable packets after frame {len(stamps)}: {err}") from err
         if not stamps:
-            raise VideoDecodeError("no video frames")
+            raise VideoDecodeError("truncated or empty stream: no video frames")
         listed = self._stream.frames  # from the container header; 0 when the format does not store it
         if listed and len(stamps) < listed:
             raise VideoDecodeError(f"truncated: the container lists {listed} frames but only {len(stamps)} are present")

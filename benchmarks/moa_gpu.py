@@ -80,7 +80,7 @@ def main() -> int:
     size = build_image_tower(backbone).image_size
     base = MoAClipConfig(backbone=backbone, input_size=size)
     if args.smoke:
-        base = replace(base, **{k: v for k, v in MoAClip.tiny.items() if k not in ("backbone", "input_size")})
+        base = replace(base, **{k: v for k, v in MoAClip.config_class.tiny.items() if k not in ("backbone", "input_size")})
 
     g = torch.Generator().manual_seed(0)
     batch = Batch(images=torch.randn(args.batch, 3, size, size, generator=g),

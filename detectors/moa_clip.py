@@ -48,19 +48,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from open_clip.transformer import ResidualAttentionBlock
 from torch import Tensor, nn
 
-from bench.detector import Detector, DetectorConfig, Transform
+from bench.detector import Detector, Transform
+from bench.detectors.configs import MoAClipConfig
 from bench.detectors.moa_losses import attention_alignment_loss, cached_domain_loss, ema_update_, similarity_loss
 from bench.errors import BenchError
-from bench.openclip import TINY_ARCH, BackboneConfig, build_image_tower, freeze, resblocks
+from bench.openclip import build_image_tower, freeze, resblocks
 from bench.records import Batch, LossOutput
 from bench.transforms import build_transform
 
@@ -72,37 +71,6 @@ _CHOICES = {
     "sim_pairs": ("all", "same_label"),
     "ablate": ("none", "att", "cac", "sim"),
 }
-
-
-@dataclass
-class MoAClipConfig(DetectorConfig):
-    name: str = "moa_clip"
-    backbone: BackboneConfig = field(default_factory=BackboneConfig)  # ViT-B-16, openai weights
-    input_size: int = 224  # must equal the tower's image size (checked)
-    # not read: the transforms use the tower's mean/std, which follow its weights (set backbone.mean/std to change)
-    mean: tuple[float, float, float] = OPENAI_DATASET_MEAN
-    std: tuple[float, float, float] = OPENAI_DATASET_STD
-    # MoA
-    adapter_dim: int = 128  # d_a. Section 5.1 says 256, but Table 1's numbers are Table 5's 128 row
-    adapter_input: str = "ffn_input"  # h_in: "ffn_input" = ln_2(x) | "residual" = x (block stream after attention)
-    router_hidden: int = 128
-    router_input: str = "cls"  # "cls" | "mean" (one alpha per image) | "token" (per token)
-    head_hidden: int = 256
-    # two-step schedule
-    schedule: str = "iteration"  # "iteration" | "epoch" | "sequential"
-    phase_period: int = 1  # steps ("iteration") or epochs ("epoch") per phase before switching
-    adapter_epochs: int = 25  # "sequential": epochs of step 1 (adapters) before step 2 (router)
-    # losses (Eq. 12)
-    beta_cls: float = 1.0
-    beta_att: float = 1.0
-    beta_cac: float = 0.5
-    beta_sim: float = 0.1
-    ablate: str = "none"  # "none" | "att" | "cac" | "sim": zero that beta (Table 3 ablation as one sweep key)
-    att_layers: list[int] = field(default_factory=lambda: [-1])  # blocks whose attention L_att aligns
-    att_head_mean: bool = True  # average heads into one (T, T) map (else align per head)
-    cac_rate: float = 0.1  # lambda of Eq. 9 (not given in the paper)
-    feature_norm: bool = False  # L2-normalise f(x) for L_cac/L_sim (the paper does not; bounds their scale)
-    sim_pairs: str = "all"  # "all" cross-domain pairs (paper) | "same_label"
 
 
 class AdapterBank(nn.Module):
@@ -198,11 +166,6 @@ class MoAClip(Detector):
     name = "moa_clip"
     description = "frozen CLIP ViT + dynamic Mixture-of-Adapters (two-phase)"
     config_class = MoAClipConfig
-    recipe = {"optimizer": "adamw", "lr": 5e-4, "weight_decay": 0.01, "scheduler": "cosine", "warmup_steps": 500,
-              "min_lr": 1e-6, "grad_clip": 1.0, "batch_size": 64, "epochs": 50, "sampler": "domain_balanced"}
-    # adapter_dim stays 128 at tiny scale, so the ablation tables pivot on the same values at both scales
-    tiny = {"backbone": {"arch": TINY_ARCH, "pretrained": None}, "input_size": 64, "router_hidden": 16,
-            "head_hidden": 16, "adapter_epochs": 2}
 
     def __init__(self, cfg: MoAClipConfig, domains: Sequence[str]) -> None:
         super().__init__(cfg, domains)

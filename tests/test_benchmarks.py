@@ -24,3 +24,31 @@ def test_crop_loading_benchmark_measures_every_format():
     out = run_script("crop_loading.py", "--images", "16", "--repeat", "1")
     for fmt in ("png", "jpeg q95 (cv2: bench.dataset.load_image)", "raw .npy per crop"):
         assert fmt in out
+
+
+def test_face_prepare_benchmark_compares_detectors_and_stages():
+    out = run_script("face_prepare.py", "--smoke")
+    assert "| haar | largest |" in out and "| haar | best |" in out
+    for stage in ("| decode", "| detect, before", "| detect, after", "| encode", "whole path, after"):
+        assert stage in out
+    assert "FF++ c23" in out and "4-node cluster" in out
+
+
+def test_bootstrap_memory_benchmark_reports_both_resampling_modes():
+    out = run_script("bootstrap_memory.py", "--scores", "4000", "--resamples", "20")
+    assert "4,000 scores" in out and out.count("\nframes") == 1 and out.count("\nvideos") == 1
+
+
+def test_startup_benchmark_prints_the_ratio_to_importing_torch():
+    out = run_script("startup.py", "--smoke")
+    assert "bench list" in out and "ratio" in out
+
+
+def test_clip_cache_benchmark_smoke_mode_prints_its_ratio():
+    out = run_script("clip_cache.py", "--smoke")
+    assert "ratio cached epoch (2..2) / uncached epoch" in out
+
+
+def test_data_threads_benchmark_smoke_mode_prints_its_ratio():
+    out = run_script("data_threads.py", "--smoke", "--no-busy")
+    assert "ratio single-threaded / multi-threaded" in out

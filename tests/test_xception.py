@@ -53,11 +53,11 @@ def test_full_size_defaults_are_deepfakebench():
     assert (a.hflip, a.blur, a.color, a.jpeg, tuple(a.jpeg_quality)) == (0.5, 0.5, 0.5, 0.5, (40, 100))
     assert cfg.pretrained == "tf_in1k" and cfg.drop_rate == 0.0
     assert (cfg.width_mult, cfg.middle_blocks) == (1.0, 8)
-    assert Xception.recipe == {
+    assert Xception.config_class.recipe == {
         "optimizer": "adam", "lr": 2e-4, "weight_decay": 5e-4, "batch_size": 32, "epochs": 10, "frames_per_video": 32
     }
-    assert set(Xception.recipe) <= {f.name for f in dataclasses.fields(TrainerConfig)}
-    assert set(Xception.tiny) <= {f.name for f in dataclasses.fields(XceptionConfig)}
+    assert set(Xception.config_class.recipe) <= {f.name for f in dataclasses.fields(TrainerConfig)}
+    assert set(Xception.config_class.tiny) <= {f.name for f in dataclasses.fields(XceptionConfig)}
 
 
 def test_eval_transform_is_resize_only():

@@ -1,0 +1,93 @@
+"""Face selection on real photographs with distractors larger than the face (bench/faces), through `bench prepare`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.dataset import DatasetConfig
+from bench.faces import crop_box, iou, largest
+from bench.faces.haar import HaarConfig, HaarFaceDetector
+from bench.faces.track import select_faces
+from bench.manifest import OFF_TRACK, OK, manifest_path
+from bench.prepare import PrepareConfig, prepare_dataset
+from bench.video import write_video
+from face_scenes import contains, drifting, scene
+from test_prepare import ClipFolder
+
+
+@pytest.fixture(scope="module")
+def haar() -> HaarFaceDetector:
+    return HaarFaceDetector(HaarConfig())
+
+
+def test_the_distractors_fool_largest_face_but_not_the_track(haar) -> None:
+    scenes = drifting(5)
+    faces = haar.detect(scenes[0].frame)
+    big = largest(faces)
+    assert len(faces) >= 3 and iou(big.box, scenes[0].face) == 0  # the cascade fires on coins larger than the face
+    assert (big.box[2] - big.box[0]) > (scenes[0].face[2] - scenes[0].face[0])
+    frames = [s.frame for s in scenes]
+    assert all(c.face and iou(c.face.box, s.face) == 0 for c, s in
+               zip(select_faces(frames, haar, selection="largest").choices, scenes))
+    for selection in ("track", "best"):
+        result = select_faces(frames, haar, selection=selection)
+        assert not result.flags
+        for choice, s in zip(result.choices, scenes):
+            assert choice.status == OK and iou(choice.face.box, s.face) > 0.6
+            h, w = s.frame.shape[:2]
+            assert contains(crop_box(choice.face.box, 1.3, w, h), s.landmarks)  # the crop holds eyes and mouth
+
+
+def test_tracking_follows_the_face_with_few_full_searches(haar) -> None:
+    frames = [s.frame for s in drifting(13)]
+    tracked = select_faces(frames, haar, detect_every=6).choices
+    full = select_faces(frames, haar, detect_every=1).choices
+    assert [c.source for c in tracked].count("anchor") == 3  # frames 0, 6, 12 searched in full; the rest nearby
+    assert all(iou(a.face.box, b.face.box) >= 0.8 for a, b in zip(tracked, full))
+    assert all(c.candidates == 1 for c in tracked if c.source == "tracked")  # the region holds the face only
+
+
+def test_a_face_that_jumps_off_the_track_is_not_cropped(haar) -> None:
+    scenes = drifting(9, distractors=False)
+    scenes[4] = scene(face_xy=(300, 40), distractors=False)  # another place: a cut, or another person
+    result = select_faces([s.frame for s in scenes], haar, detect_every=8)
+    statuses = [c.status for c in result.choices]
+    assert statuses[4] == OFF_TRACK and statuses.count(OK) == 8 and result.flags == ["unstable"]
+    assert result.choices[4].candidates >= 1  # the face was found, and rejected
+
+
+def test_a_mask_hint_picks_the_manipulated_face(haar) -> None:
+    left = scene(face_xy=(20, 20), distractors=False)
+    right = scene(face_xy=(330, 20), distractors=False)
+    frame = left.frame.copy()
+    frame[:, 320:] = right.frame[:, 320:]  # two people; only the right one is manipulated
+    hint = tuple(v + d for v, d in zip(right.face, (-10, -10, 10, 10)))
+    result = select_faces([frame] * 3, haar, hints=[hint] * 3)
+    assert all(iou(c.face.box, right.face) > 0.6 for c in result.choices)
+    assert all(iou(c.face.box, left.face) > 0.6 for c in select_faces([frame] * 3, haar).choices)  # unguided: left is better
+
+
+def test_prepare_records_the_choice_and_flags_unstable_videos(tmp_path) -> None:
+    root = tmp_path / "data"
+    (root / "test/real").mkdir(parents=True)
+    write_video(root / "test/real/distracted.mp4", [s.frame for s in drifting(24)], gop=12)
+    jumpy = drifting(24, distractors=False)
+    jumpy[12] = scene(face_xy=(320, 60), distractors=False)
+    write_video(root / "test/real/jumpy.mp4", [s.frame for s in jumpy], gop=12)
+    adapter = ClipFolder(DatasetConfig(name="clips", root=str(root)), tmp_path / "cache" / "clips")
+    summary = prepare_dataset(adapter, PrepareConfig(splits=["test"], frames={"test": 9}, workers=1, progress=False),
+                              HaarFaceDetector)
+    m = pd.read_parquet(manifest_path(adapter))
+    distracted = m[m.video == "clips/real/distracted"]
+    faces = drifting(24)
+    for row in distracted.itertuples():
+        assert row.status == OK and iou((row.face_x0, row.face_y0, row.face_x1, row.face_y1), faces[row.frame].face) > 0.6
+        assert 0.5 < row.face_score <= 1 and row.face_candidates >= 1 and row.face_source in ("anchor", "tracked")
+    assert distracted.face_candidates.max() >= 3 and (distracted.track_flags == "").all()
+    jumpy_rows = m[m.video == "clips/real/jumpy"]
+    assert set(jumpy_rows.track_flags) == {"unstable"} and (jumpy_rows.status == OFF_TRACK).sum() == 1
+    assert summary.flagged == {"unstable": ["clips/real/jumpy"]}
+    assert "1 unstable face track" in summary.render()
+    assert not m.mask_guided.any()
