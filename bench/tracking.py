@@ -48,6 +48,12 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _mlflow():
+    import mlflow
+
+    return mlflow
+
+
 def sqlite_path(uri: str) -> Path | None:
     """The database file of a `sqlite:///` URI (relative to the working directory), else None."""
     if not uri.startswith("sqlite:///") or uri.endswith(":memory:"):
@@ -311,8 +317,7 @@ def run_dir_of(uri: str, run_id: str) -> str:
 
 def search_runs(uri: str, experiments: list[str]) -> pd.DataFrame:
     """All runs of the named experiments (missing experiments are skipped) as MLflow's pandas frame."""
-    import mlflow
-
+    mlflow = _mlflow()
     mlflow.set_tracking_uri(uri)
     names = [e for e in experiments if mlflow.get_experiment_by_name(e) is not None]
     if not names:
