@@ -139,7 +139,7 @@ def compare_runs(a: RunPredictions, b: RunPredictions, resamples: int = 1000, se
 
 def _p(p: float, resamples: int = 0) -> str:
     if resamples and p == 0:
-        return f"< {1 / resamples:.0e}"  # no resample crossed 0
+        return f"< {2 / resamples:.2g}"  # no resample crossed 0: below the resolution of the two-sided p
     return f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
 
 
@@ -175,7 +175,8 @@ def compare(ref_a: str, ref_b: str, uri: str = "sqlite:///mlflow.db", resamples:
 
 
 def mark_baseline(table, baseline: str, uri: str | None, resamples: int = 1000, alpha: float = ALPHA):
-    """`table` with each measured cell tested against the `baseline` detector's default row (same setting).
+    """`table` with each measured cell tested against the `baseline` row of the same setting: the row labelled
+    exactly `baseline`, else the default-config row of the detector named `baseline`.
 
     Adds cell columns delta, delta_low, delta_high, p_value and mark (↑ / ↓ when the (1 - alpha) paired video
     bootstrap interval of ΔAUC excludes 0). With several seeds, Δ is the difference of the rows' mean AUCs, every
@@ -185,11 +186,13 @@ def mark_baseline(table, baseline: str, uri: str | None, resamples: int = 1000, 
     if spec.columns != "test_sets":
         raise BenchError(f"--baseline needs a table whose columns are test sets; {spec.name!r} has {spec.columns}",
                          key="--baseline")
-    base = used[(used["detector"] == baseline) & (used["variant"] == "") & (used["marks"] == "")]
+    base = used[used["method"] == baseline]  # a row's label as printed, or a detector's default row
     if base.empty:
-        rows = ", ".join(sorted(set(used["method"])))
-        raise BenchError(f"no measured row of {baseline!r} with its default config in table {spec.name!r}; "
-                         f"measured rows: {rows}", key="--baseline")
+        base = used[(used["detector"] == baseline) & (used["variant"] == "") & (used["marks"] == "")]
+    if base.empty:
+        rows = "; ".join(sorted(set(used["method"])))
+        raise BenchError(f"no measured row of {baseline!r} with its default config in table {spec.name!r}; pass a "
+                         f"detector with a default row, or a row's label as printed: {rows}", key="--baseline")
     cache: dict[str, pd.DataFrame | None] = {}
 
     def preds(run) -> pd.DataFrame | None:

@@ -175,7 +175,7 @@ def decode_file(path: str | Path) -> np.ndarray:
         with Image.open(io.BytesIO(data.tobytes())) as im:
             return np.asarray(im.convert("RGB"))
     except UnidentifiedImageError:
-        raise UnreadableImage(f"image {path} is not an image file PIL or OpenCV can read") from None
+        raise UnreadableImage(f"image {path} is not an image file PIL or OpenCV can read (corrupt, or another format)") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:  # PIL: "image file is truncated (N bytes not processed)" etc.
         raise UnreadableImage(f"image {path} cannot be decoded: {err}") from None
 

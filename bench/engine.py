@@ -95,7 +95,7 @@ def check_finite_weights(model: Detector, state: TrainState) -> None:
     """A finite last loss can still leave non-finite weights (the step after it); every prediction would be NaN."""
     bad = [name for name, t in model.state_dict().items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
     if bad:
-        raise Diverged(f"weights became non-finite after epoch {state.epoch}'s last step (step {state.step}): "
+        raise Diverged(f"weights became non-finite after epoch {state.epoch + 1}'s last step (step {state.step}): "
                        f"{', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}; lower trainer.lr or set trainer.grad_clip",
                        key="trainer.lr")
 

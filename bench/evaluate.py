@@ -59,7 +59,9 @@ def evaluate_run(ref: str, overrides: list[str], perturb_specs: list[str]) -> li
     saved = OmegaConf.load(source.configs()[-1])
     # The source run's own overrides reproduce its config; the new ones choose test sets, store, batch size...
     cfg = compose_run([*(o for o in saved.meta.overrides if not o.startswith("trainer.resume=")), *overrides])
-    cfg.detector = saved.detector  # exactly the trained model, whatever the defaults are today
+    if any(o.split("=", 1)[0].lstrip("+~").startswith(("detector", "scale")) for o in overrides):
+        raise BenchError("bench evaluate keeps the evaluated run's detector; drop the detector/scale overrides", key="detector")
+    cfg.detector = OmegaConf.merge(cfg.detector, saved.detector)  # exactly the trained model, whatever today's defaults
     adapters = preflight.check_run(cfg, evaluate_only=True)
     c: RunConfig = OmegaConf.to_object(cfg)
     with cache_errors(c.paths.cache):

@@ -147,6 +147,8 @@ def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> float:
 def tpr_at_fpr(labels: np.ndarray, scores: np.ndarray, max_fpr: float) -> float:
     """The highest TPR of any threshold whose FPR is at most `max_fpr` (an operating point one can actually set:
     no interpolation between ROC points)."""
+    if not 0.0 <= max_fpr <= 1.0:
+        raise InvalidInput(f"max_fpr must lie in [0, 1], got {max_fpr!r}")
     labels, scores = check_binary(labels, scores)
     fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
     return float(tpr[fpr <= max_fpr].max())  # the ROC starts at (0, 0), so the set is never empty
@@ -156,6 +158,8 @@ def expected_calibration_error(labels: np.ndarray, scores: np.ndarray, bins: int
     """ECE of the probability of "fake": Σ_b (n_b / N) |fraction of fakes in b - mean score in b| over `bins`
     equal-width bins of [0, 1] (a score of exactly 1 falls in the last bin). NaN when a score is not a probability.
     """
+    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
+        raise InvalidInput(f"the number of calibration bins must be an integer >= 1, got {bins!r}")
     labels, scores = check_labels(labels), check_scores(scores)
     if labels.size != scores.size or scores.ndim != 1:
         raise InvalidInput(f"labels and scores differ in length: {labels.size} vs {scores.size}")

@@ -122,7 +122,9 @@ def screen(runs: pd.DataFrame, include: frozenset[str] = frozenset()) -> tuple[p
     reasons, marks = [], []
     for run in runs.itertuples():
         problems = {"dirty": "dirty work tree" if run.dirty else "",
-                    "incomplete": "incomplete (capped epochs, interrupted or untrained)" if not run.complete else "",
+                    # an evaluate run trains nothing: its source run's completeness is what counts
+                    "incomplete": "incomplete (capped epochs, interrupted or untrained)"
+                                  if not run.complete and run.kind != "evaluate" else "",
                     "unhealthy": f"health {run.health}" if run.health != "ok" else ""}
         if run.status != "FINISHED":
             reason = "stale RUNNING (no heartbeat for 24 h: killed?)" if run.stale else str(run.status)

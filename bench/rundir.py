@@ -70,7 +70,7 @@ class RunFolder:
     def __init__(self, path: Path, record: RunRecord) -> None:
         self.path = path
         self.record = record
-        self._lock = threading.Lock()  # the heartbeat thread and the main thread both rewrite run.json
+        self.lock = threading.RLock()  # the heartbeat thread and the main thread both change and rewrite run.json
 
     @classmethod
     def create(cls, output: str | Path, protocol: str, name: str) -> RunFolder:
@@ -93,7 +93,7 @@ class RunFolder:
 
     # ---- files ---------------------------------------------------------------------------------------------
     def save(self) -> None:
-        with self._lock:
+        with self.lock:
             write_atomic(self.path / RECORD, json.dumps(asdict(self.record), indent=1, default=str))
 
     def write_config(self, text: str) -> str:
@@ -180,13 +180,15 @@ class RunLog:
         return self
 
     def params(self, params: Mapping[str, Any]) -> None:
-        self.record.params.update(params)
-        self.folder.save()
+        with self.folder.lock:
+            self.record.params.update(params)
+            self.folder.save()
         self.tracker.log_params(params)
 
     def tags(self, tags: Mapping[str, Any]) -> None:
-        self.record.tags.update({k: str(v) for k, v in tags.items()})
-        self.folder.save()
+        with self.folder.lock:
+            self.record.tags.update({k: str(v) for k, v in tags.items()})
+            self.folder.save()
         self.tracker.set_tags(tags)
 
     def metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
@@ -195,22 +197,28 @@ class RunLog:
         self.tracker.log_metrics(metrics, step, when)
 
     def heartbeat(self) -> None:
-        self.record.heartbeat = time.time()
-        self.record.tags["bench.heartbeat"] = f"{self.record.heartbeat:.0f}"
-        self.folder.save()
-        self.tracker.set_tags({"bench.heartbeat": self.record.tags["bench.heartbeat"]})
+        now = time.time()
+        with self.folder.lock:  # run.json's field and the tag say the same
+            self.record.heartbeat = now
+            self.record.tags["bench.heartbeat"] = f"{now:.0f}"
+            self.folder.save()
+        self.tracker.set_tags({"bench.heartbeat": f"{now:.0f}"})
 
     def _heartbeat_loop(self) -> None:
         while not self._stop.wait(HEARTBEAT_EVERY_S):
-            self.heartbeat()
+            try:
+                self.heartbeat()
+            except OSError:  # the folder went read-only or away: the main thread will say so when it writes
+                pass
 
     def finish(self, status: str, error: str | None = None) -> None:
         """Final record, then artifacts and the end of the MLflow run. `synced` says whether MLflow has it all."""
         self._stop.set()
-        self.record.status, self.record.error, self.record.ended = status, error, time.time()
         if error:
-            self.tracker.set_tags({"bench.error": error[:5000]})
-        self.folder.save()
+            self.tags({"bench.error": error[:5000]})
+        with self.folder.lock:
+            self.record.status, self.record.error, self.record.ended = status, error, time.time()
+            self.folder.save()
         self.tracker.log_artifacts(self.folder.artifacts())
         self.tracker.end(status, self.record.ended)
         self.record.mlflow.synced = self.tracker.run_id is not None and not self.tracker.failed

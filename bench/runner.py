@@ -35,7 +35,7 @@ from bench.plugins import get_plugins
 from bench.records import Sample
 from bench.rundir import FAILED, FINISHED, RunFolder, RunLog
 from bench.testsets import UNREADABLE, evaluate_all
-from bench.tracking import MlflowTracker, flatten
+from bench.tracking import MlflowTracker, canonical_uri, flatten
 
 
 @dataclass
@@ -128,11 +128,11 @@ def open_log(c: RunConfig, folder: RunFolder, run_name: str) -> RunLog:
     rec = folder.record
     tracker = None
     if c.tracking.enabled:
-        experiment = c.tracking.experiment or c.protocol.name
-        same = (rec.mlflow.uri, rec.mlflow.experiment) == (c.tracking.uri, experiment)
-        tracker = MlflowTracker(c.tracking.uri, experiment, c.tracking.run_name or run_name, folder.path)
+        uri, experiment = canonical_uri(c.tracking.uri), c.tracking.experiment or c.protocol.name
+        same = (rec.mlflow.uri, rec.mlflow.experiment) == (uri, experiment)
+        tracker = MlflowTracker(uri, experiment, c.tracking.run_name or run_name, folder.path)
         tracker.start(run_id=rec.mlflow.run_id if same else None, start_time=rec.started)
-        rec.mlflow.uri, rec.mlflow.experiment = c.tracking.uri, experiment
+        rec.mlflow.uri, rec.mlflow.experiment = uri, experiment
     log = RunLog(folder, tracker).start()
     log.tags({"mlflow.runName": c.tracking.run_name or run_name})
     return log
@@ -192,7 +192,7 @@ def run(cfg: DictConfig) -> RunResult:
         payload = checkpoint.load(trainer.resume)
         state = checkpoint.restore(payload, model=parts.model, optimizer=parts.optimizer, scheduler=parts.scheduler)
         folder = RunFolder.open(Path(trainer.resume).expanduser().parent)
-        folder.truncate_metrics(payload["extra"].get("metrics_offset", folder.metrics_offset()))
+        folder.truncate_metrics(payload.get("extra", {}).get("metrics_offset", folder.metrics_offset()))
         print(f"resumed from {trainer.resume} at epoch {state.epoch}, step {state.step}")
     else:
         folder = RunFolder.create(c.paths.output, protocol.name, c.detector.name)
@@ -209,9 +209,13 @@ def run(cfg: DictConfig) -> RunResult:
         print(f"{protocol.name} v{protocol.version} | {c.detector.name} on {device}{' (bf16)' if bf16 else ''} | "
               f"train {len(data.train)} frames over {len(domain_names)} domains, val {len(data.val)}, "
               f"test {', '.join(f'{n}: {len(s)}' for n, s in data.tests.items())} | run folder {folder.path}")
-        elapsed_before = state.elapsed_s
-        last_loss = train(c, log, parts, data, state, device, bf16, lambda: elapsed_before + time.time() - t_start)
-        return test(c, log, parts.model, data, state, device, bf16, last_loss, elapsed_before + time.time() - t_start)
+        before = state.elapsed_s  # time of the sessions before a resume
+
+        def elapsed() -> float:
+            return before + time.time() - t_start
+
+        last_loss = train_epochs(c, log, parts, data, state, device, bf16, elapsed)
+        return test_and_finish(c, log, parts.model, data, state, device, bf16, last_loss, elapsed)
     except BaseException as err:
         if isinstance(err, guards.Diverged):
             log.tags({"bench.health": guards.DIVERGED})
@@ -219,8 +223,8 @@ def run(cfg: DictConfig) -> RunResult:
         raise
 
 
-def train(c: RunConfig, log: RunLog, parts: Parts, data: RunData, state: checkpoint.TrainState, device, bf16: bool,
-          elapsed: Callable[[], float]) -> float | None:
+def train_epochs(c: RunConfig, log: RunLog, parts: Parts, data: RunData, state: checkpoint.TrainState, device, bf16: bool,
+                 elapsed: Callable[[], float]) -> float | None:
     """Epochs until `trainer.epochs`, selecting on validation; returns the last epoch's mean training loss."""
     trainer, folder, model = c.trainer, log.folder, parts.model
     val_labels = np.array([s.label for s in data.val])
@@ -245,7 +249,7 @@ def train(c: RunConfig, log: RunLog, parts: Parts, data: RunData, state: checkpo
         state.elapsed_s = elapsed()
         saved = dict(model=model, optimizer=parts.optimizer, scheduler=parts.scheduler, state=state,
                      extra={"metrics_offset": folder.metrics_offset()})  # a resume drops what was logged after this
-        if improved:  # best.pt first: last.pt marks the epoch done, so a kill right after it still finds this best.pt
+        if improved:  # best.pt before last.pt: a kill between the two then repeats this epoch instead of losing best.pt
             checkpoint.save(folder.path / "best.pt", **saved)
         checkpoint.save(folder.path / "last.pt", **saved)
         log.heartbeat()
@@ -254,15 +258,15 @@ def train(c: RunConfig, log: RunLog, parts: Parts, data: RunData, state: checkpo
     return last_loss
 
 
-def test(c: RunConfig, log: RunLog, model, data: RunData, state: checkpoint.TrainState, device, bf16: bool,
-         last_loss: float | None, elapsed: float) -> RunResult:
+def test_and_finish(c: RunConfig, log: RunLog, model, data: RunData, state: checkpoint.TrainState, device, bf16: bool,
+                    last_loss: float | None, elapsed: Callable[[], float]) -> RunResult:
     """Evaluate the checkpoint selected on validation on every test set; judge whether the run can be a result."""
     folder = log.folder
     log.tags({f"bench.detector_info.{k}": v for k, v in model.describe().items()})  # after training: cache use etc.
     if (folder.path / "best.pt").exists():
         checkpoint.restore(checkpoint.load(folder.path / "best.pt", key="trainer.resume"), model=model)
     results, predictions = evaluate_all(model, data.tests, c, device, bf16, log)
-    log.metrics({"val/best_score": state.best_score, "best_epoch": state.best_epoch, "time_s": elapsed})
+    log.metrics({"val/best_score": state.best_score, "best_epoch": state.best_epoch, "time_s": elapsed()})
 
     health, reason = guards.training_health(state.initial_loss, last_loss)
     if health == guards.OK:

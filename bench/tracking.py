@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -47,11 +48,24 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _mlflow():
+    import mlflow
+
+    return mlflow
+
+
 def sqlite_path(uri: str) -> Path | None:
     """The database file of a `sqlite:///` URI (relative to the working directory), else None."""
     if not uri.startswith("sqlite:///") or uri.endswith(":memory:"):
         return None
     return Path(uri.removeprefix("sqlite:///"))
+
+
+def canonical_uri(uri: str) -> str:
+    """A sqlite URI with an absolute path: run.json records where the store was, whatever the working directory of a
+    later `bench sync` or resume."""
+    path = sqlite_path(uri)
+    return f"sqlite:///{path.expanduser().absolute()}" if path is not None else uri
 
 
 @contextlib.contextmanager
@@ -159,6 +173,7 @@ class MlflowTracker(Tracker):
         self.run_id: str | None = None
         self.failed = False
         self._params: dict[str, str] = {}
+        self._lock = threading.Lock()
 
     def start(self, run_id: str | None = None, start_time: float | None = None) -> MlflowTracker:
         """Continue MLflow run `run_id` (a resume) if the store has it, else start a new one."""
@@ -189,7 +204,7 @@ class MlflowTracker(Tracker):
         if self.failed or (self.run_id is None and what != "start"):
             return
         try:
-            with quiet_mlflow():
+            with self._lock, quiet_mlflow():  # the heartbeat thread tags too
                 fn(*args)
         except Exception as err:
             self.failed = True
@@ -234,7 +249,7 @@ def sync(run_dir: str | Path, uri: str | None = None) -> SyncReport:
     run.json). Only what the store lacks is sent, so a second sync uploads nothing."""
     folder = RunFolder.open(run_dir)
     rec = folder.record
-    uri = uri or rec.mlflow.uri
+    uri = canonical_uri(uri or rec.mlflow.uri or "")
     if not uri:
         raise BenchError(f"{folder.path} was run without tracking; give the store: bench sync {folder.path} --uri URI")
     experiment = rec.mlflow.experiment or rec.tags.get("bench.protocol") or "default"
@@ -302,8 +317,7 @@ def run_dir_of(uri: str, run_id: str) -> str:
 
 def search_runs(uri: str, experiments: list[str]) -> pd.DataFrame:
     """All runs of the named experiments (missing experiments are skipped) as MLflow's pandas frame."""
-    import mlflow
-
+    mlflow = _mlflow()
     mlflow.set_tracking_uri(uri)
     names = [e for e in experiments if mlflow.get_experiment_by_name(e) is not None]
     if not names:

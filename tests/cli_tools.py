@@ -54,7 +54,7 @@ def run_folders(output: Path) -> list[Path]:
 
 
 def record(folder: Path) -> dict:
-    return json.loads((folder / "run.json").read_text())
+    return json.loads((Path(folder) / "run.json").read_text())
 
 
 def _is_read_only(path: Path) -> bool:

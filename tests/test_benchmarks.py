@@ -34,6 +34,11 @@ def test_face_prepare_benchmark_compares_detectors_and_stages():
     assert "FF++ c23" in out and "4-node cluster" in out
 
 
+def test_bootstrap_memory_benchmark_reports_both_resampling_modes():
+    out = run_script("bootstrap_memory.py", "--scores", "4000", "--resamples", "20")
+    assert "4,000 scores" in out and out.count("\nframes") == 1 and out.count("\nvideos") == 1
+
+
 def test_startup_benchmark_prints_the_ratio_to_importing_torch():
     out = run_script("startup.py", "--smoke")
     assert "bench list" in out and "ratio" in out

@@ -154,6 +154,10 @@ def test_scores_must_be_finite_and_bootstrap_non_negative() -> None:
         with pytest.raises(InvalidInput, match="integer >= 0"):
             binary_metrics([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], bootstrap=n)
     assert isinstance(InvalidInput("x"), ValueError)  # callers catching ValueError keep working
+    with pytest.raises(InvalidInput, match="bins"):
+        expected_calibration_error([0, 1], [0.2, 0.8], bins=0)
+    with pytest.raises(InvalidInput, match=r"max_fpr must lie in \[0, 1\]"):
+        tpr_at_fpr([0, 1], [0.2, 0.8], 5)
 
 
 def test_video_scores_refuses_missing_keys() -> None:

@@ -119,3 +119,26 @@ def test_runs_started_together_on_one_fresh_store_all_succeed(tmp_path):
     runs = search_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", ["demo"])
     assert len(runs) == n and set(runs["status"]) == {"FINISHED"}
     assert sorted(runs["params.trainer.seed"]) == [str(i) for i in range(n)]
+
+
+def test_a_read_only_cache_is_one_line_naming_paths_cache(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with read_only(tmp_path / "cache") as cache:  # the synthetic benchmark must be generated there
+        code = main(["run", *SMALL, "tracking.enabled=false", f"paths.cache={cache}", f"paths.output={tmp_path / 'out'}"])
+    assert_one_line_error(code, capsys.readouterr().err, "paths.cache", "BENCH_CACHE", str(cache))
+    assert not run_folders(tmp_path / "out")
+
+
+@pytest.mark.slow
+def test_runner_errors_through_the_real_command_line_are_one_line(tmp_path):
+    """The same refusals from the `bench` executable, where nothing else (library logs, warnings) may add lines."""
+    cases = {
+        "resume": (["trainer.resume=/nonexistent/last.pt"], "trainer.resume"),
+        "store": ([f"tracking.uri=sqlite:///{tmp_path}/missing/mlflow.db"], "tracking.uri"),
+        "leak": (["protocol.train.split=test", "tracking.enabled=false"], "protocol"),
+        "epochs": (["trainer.epochs=0"], "trainer.epochs"),
+    }
+    procs = {name: bench_popen("run", *SMALL, *args, cwd=tmp_path) for name, (args, _) in cases.items()}
+    for name, proc in procs.items():
+        _, err = proc.communicate(timeout=600)
+        assert_one_line_error(proc.returncode, err, cases[name][1])
