@@ -37,12 +37,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     from omegaconf import OmegaConf
 
     from bench.compose import compose_run, expand_sweep
+    from bench.sweep import is_hydra_override
 
-    combos = list(expand_sweep(args.overrides)) if args.multirun else [args.overrides]
+    hydra = [o for o in args.overrides if is_hydra_override(o)]  # hydra/launcher=..., hydra.launcher.*=...
+    overrides = [o for o in args.overrides if not is_hydra_override(o)]
+    if hydra and not args.multirun:
+        raise BenchError(f"{hydra[0]}: Hydra's launcher settings apply to sweeps: bench run -m ...", key="hydra/launcher")
+    combos = list(expand_sweep(overrides)) if args.multirun else [overrides]
     if not args.multirun:
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
-        if any(o.is_sweep_override() for o in OverridesParser.create().parse_overrides(args.overrides)):
+        if any(o.is_sweep_override() for o in OverridesParser.create().parse_overrides(overrides)):
             raise BenchError("a sweep override (a,b) needs -m/--multirun: bench run -m ...")
     configs = [compose_run(c) for c in combos]  # compose all first: a typo fails before any training
     if args.cfg:
@@ -53,23 +58,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     for cfg in configs:  # roots, store, resume file: before importing torch, for every run of a sweep
         check_run(cfg)
-    from bench.runner import run
+    from bench.sweep import run_sequential, run_with_launcher
 
-    failures = []
-    for i, cfg in enumerate(configs):
-        if len(configs) > 1:
-            print(f"\n=== run {i + 1}/{len(configs)}: {' '.join(combos[i])}")
-        try:
-            run(cfg)
-        except BenchError as err:
-            if len(configs) == 1:
-                raise
-            print(f"bench: error: {err}", file=sys.stderr)
-            failures.append(" ".join(combos[i]))
-    if failures:
-        print(f"bench: {len(failures)} of {len(configs)} runs failed: " + "; ".join(failures), file=sys.stderr)
-        return 1
-    return 0
+    return run_with_launcher(overrides, hydra) if hydra else run_sequential(combos, configs)
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -289,7 +280,10 @@ def _one_line_warnings() -> None:
 
 
 def _error(message: str) -> None:
-    print(f"bench: error: {message}", file=sys.stderr)
+    from bench.errors import report_rank_error
+
+    if not report_rank_error(f"bench: error: {message}"):
+        print(f"bench: error: {message}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,14 +24,15 @@ CONFIG_MODULE = "bench.conf"
 CONFIG_ERRORS = (HydraException, OmegaConfBaseException)
 
 
-def _init() -> None:
+def init_hydra() -> None:
+    """Hydra initialised with the package's configs and every plugin's (once per process)."""
     if not GlobalHydra.instance().is_initialized():
         register_configs(get_plugins())
         initialize_config_module(CONFIG_MODULE, version_base=None)
 
 
 def _compose(name: str, overrides: list[str]) -> DictConfig:
-    _init()
+    init_hydra()
     try:
         return compose(name, overrides=list(overrides))
     except CONFIG_ERRORS as err:
@@ -74,7 +75,7 @@ def _check_protocol_datasets(cfg: DictConfig) -> None:
 
 def group_options(group: str) -> list[str]:
     """Names available in a config group (schemas excluded)."""
-    _init()
+    init_hydra()
     loader = GlobalHydra.instance().config_loader()
     return sorted(n for n in loader.get_group_options(group) if not n.endswith("_schema"))
 

@@ -66,7 +66,7 @@ class TrainerConfig:
         "frames_per_video": optional(at_least(1)), "max_steps_per_epoch": optional(at_least(1)),
         "select_metric": one_of("auc", "loss"), "device": matches(r"auto|cpu|mps|cuda(:\d+)?", "auto, cpu, cuda or cuda:N"),
         "precision": one_of("auto", "bf16", "fp32"), "num_workers": at_least(0), "bootstrap": at_least(0),
-        "log_every": at_least(1),
+        "log_every": at_least(1), "devices": at_least(1),
     }
 
     epochs: int = 10
@@ -87,6 +87,11 @@ class TrainerConfig:
     device: str = "auto"  # auto (cuda if available) | cpu | cuda | cuda:N
     precision: str = "auto"  # auto (bf16 autocast on cuda, fp32 on cpu) | bf16 | fp32
     num_workers: int = 0
+    # processes of one data-parallel run on this node (GPUs, or CPU processes): `bench run` starts them with torchrun.
+    # batch_size stays the global batch (each process takes batch_size / devices); under torchrun its own count wins.
+    devices: int = 1
+    channels_last: bool = False  # NHWC images and weights: faster convolutions on GPUs (CNN detectors), no effect on ViTs
+    compile: bool = False  # torch.compile the training step and the forward (minutes of compiling first)
     seed: int = 0
     bootstrap: int = 1000  # bootstrap resamples for the AUC 95% CI (0 = off)
     resume: str | None = None  # path to a checkpoint (last.pt) to resume from

@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
+from torchvision.transforms import v2
 
 from bench.dataset import UnreadableImage, load_image
 from bench.errors import BenchError
@@ -136,6 +137,8 @@ class DomainBalancedBatchSampler(Sampler[list[int]]):
 
     Cross-domain losses (MoA-CLIP's L_att, L_sim) need several domains in each batch. One epoch yields
     len(dataset) // batch_size batches; small domains are re-drawn (with a fresh permutation) when exhausted.
+    A batch lists its samples domain by domain in turn (a, b, c, a, b, c, ...), so every slice [r::k] of it is as
+    balanced as the batch (`ShardedBatchSampler` gives rank r that slice).
     """
 
     def __init__(self, domain_ids: np.ndarray, batch_size: int, seed: int) -> None:
@@ -159,13 +162,37 @@ class DomainBalancedBatchSampler(Sampler[list[int]]):
         queues = [list(rng.permutation(g)) for g in self.groups]
         per, extra = divmod(self.batch_size, len(self.groups))
         for _ in range(self.n_batches):
-            batch: list[int] = []
+            takes: list[list[int]] = []
             for k, q in enumerate(rng.permutation(len(self.groups))):
                 take = per + (1 if k < extra else 0)
                 while len(queues[q]) < take:
                     queues[q].extend(rng.permutation(self.groups[q]))
-                batch += [int(queues[q].pop()) for _ in range(take)]
-            yield list(rng.permutation(batch))
+                takes.append([int(queues[q].pop()) for _ in range(take)])
+            yield [t[i] for i in range(per + (extra > 0)) for t in takes if i < len(t)]  # domains in turn
+
+
+class ShardedBatchSampler(Sampler[list[int]]):
+    """Rank `rank`'s share [rank::world] of every global batch of `batches`, cut to a multiple of `world` first.
+
+    Every rank iterates the same global batches (they are a function of seed and epoch), so together the ranks
+    train on exactly the batches one process would, no sample twice; each share has the same size (DDP and the
+    gathered batch-level losses need that). With world = 1 it passes the batches through unchanged."""
+
+    def __init__(self, batches: Sampler[list[int]] | Iterable[list[int]], rank: int = 0, world: int = 1) -> None:
+        self.batches, self.rank, self.world = batches, rank, world
+
+    def set_epoch(self, epoch: int) -> None:
+        for source in (self.batches, getattr(self.batches, "sampler", None)):  # a BatchSampler over an epoch sampler
+            if hasattr(source, "set_epoch"):
+                source.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self.batches:
+            batch = list(batch)
+            yield batch[: len(batch) - len(batch) % self.world][self.rank::self.world]
 
 
 @contextlib.contextmanager
@@ -190,7 +217,10 @@ def _worker_init(worker_id: int) -> None:
 
 
 class Loader(DataLoader):
-    """A DataLoader whose data path is single-threaded (see the module docstring)."""
+    """A DataLoader whose data path is single-threaded (see the module docstring). With a `device_stage`, batches
+    leave it as uint8 images and `to_device` finishes them on the device."""
+
+    device_stage: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def __iter__(self) -> Iterator[Batch]:
         batches = super().__iter__()
@@ -206,15 +236,53 @@ def _fetch_single_threaded(batches: Iterator[Batch]) -> Iterator[Batch]:
         yield batch
 
 
+def split_transform(transform: Callable | None) -> tuple[Callable | None, Callable[[torch.Tensor], torch.Tensor] | None]:
+    """(per-image part, per-batch part) of a detector's transform: a torchvision v2 pipeline ending in
+    ToDtype(float32, scale=True) + Normalize runs everything before those two per image on the CPU (uint8 out: a
+    quarter of the bytes to copy) and the two on the device, on the whole batch, the same ops on the same values.
+    Any other transform stays whole on the CPU."""
+    ops = getattr(transform, "transforms", None)
+    if not ops or len(ops) < 3 or not isinstance(ops[-1], v2.Normalize) or not isinstance(ops[-2], v2.ToDtype):
+        return transform, None
+    if ops[-2].dtype != torch.float32 or not ops[-2].scale:
+        return transform, None
+    return v2.Compose(ops[:-2]), v2.Compose(ops[-2:])
+
+
+def to_device(loader: DataLoader, batch: Batch, device: torch.device, channels_last: bool = False) -> Batch:
+    """The batch on `device` (asynchronously from pinned memory), its images finished there (`Loader.device_stage`)."""
+    batch = batch.to(device)
+    stage = getattr(loader, "device_stage", None)
+    if stage is not None and batch.images.numel():
+        batch.images = stage(batch.images)  # (B, 3, S, S) uint8 -> normalised float
+    if channels_last and batch.images.dim() == 4:
+        batch.images = batch.images.contiguous(memory_format=torch.channels_last)
+    return batch
+
+
 def make_loader(dataset: FrameDataset, *, batch_size: int, train: bool, sampler: str = "random", seed: int = 0,
-                num_workers: int = 0) -> DataLoader:
+                num_workers: int = 0, device_stage: bool = False) -> DataLoader:
+    """Training: global batches of `batch_size` (random or domain-balanced), each process of a data-parallel run
+    taking its share. Evaluation: in dataset order, each process taking every world-th sample (the scores are
+    gathered back in order, `bench.distributed.gather_scores`). `device_stage`: normalise on the device."""
+    from bench.distributed import world
+
+    w = world()
+    stage = None
+    if device_stage:
+        cpu, stage = split_transform(dataset.transform)
+        dataset = FrameDataset(dataset.samples, cpu, dataset.domain_ids)
     common = dict(collate_fn=collate, num_workers=num_workers, persistent_workers=num_workers > 0,
                   pin_memory=torch.cuda.is_available(), worker_init_fn=_worker_init if num_workers > 0 else None)
     if not train:
-        return Loader(dataset, batch_size=batch_size, shuffle=False, **common)
-    if sampler == "domain_balanced":
-        return Loader(dataset, batch_sampler=DomainBalancedBatchSampler(dataset.domain_ids, batch_size, seed), **common)
-    if sampler != "random":
-        raise BenchError(f"trainer.sampler must be 'random' or 'domain_balanced', got {sampler!r}", key="trainer.sampler")
-    return Loader(dataset, batch_size=batch_size, sampler=EpochRandomSampler(len(dataset), seed),
-                  drop_last=len(dataset) > batch_size, **common)
+        loader = Loader(dataset, batch_size=batch_size, shuffle=False, sampler=range(w.rank, len(dataset), w.size), **common)
+    else:
+        if sampler == "domain_balanced":
+            batches: Sampler[list[int]] = DomainBalancedBatchSampler(dataset.domain_ids, batch_size, seed)
+        elif sampler == "random":
+            batches = BatchSampler(EpochRandomSampler(len(dataset), seed), batch_size, drop_last=len(dataset) > batch_size)
+        else:
+            raise BenchError(f"trainer.sampler must be 'random' or 'domain_balanced', got {sampler!r}", key="trainer.sampler")
+        loader = Loader(dataset, batch_sampler=ShardedBatchSampler(batches, w.rank, w.size), **common)
+    loader.device_stage = stage
+    return loader

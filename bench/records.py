@@ -61,6 +61,10 @@ class Batch:
         tensors = (t.to(device, non_blocking=True) for t in (self.images, self.labels, self.domains, self.index))
         return Batch(*tensors, unreadable=self.unreadable)
 
+    def pin_memory(self) -> Batch:
+        """Called by DataLoader(pin_memory=True): page-locked tensors copy to the GPU asynchronously."""
+        return Batch(*(t.pin_memory() for t in (self.images, self.labels, self.domains, self.index)), unreadable=self.unreadable)
+
 
 @dataclass
 class LossOutput:

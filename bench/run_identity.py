@@ -19,7 +19,7 @@ import pandas as pd
 # Flattened config keys that do not change what is measured (docs/run-record.md).
 ALLOW_LIST = frozenset({"trainer.seed", "trainer.device", "trainer.num_workers", "trainer.progress",
                         "trainer.log_every", "trainer.resume", "trainer.eval_batch_size", "trainer.bootstrap",
-                        "meta.overrides"})
+                        "trainer.devices", "trainer.channels_last", "trainer.compile", "meta.overrides"})
 ALLOW_PREFIXES = ("tracking.", "paths.")
 DATASET_LOCATION = ("root", "splits_dir")  # datasets.<name>.<these> say where the data is, not what it is
 STALE_AFTER_S = 24 * 3600  # a RUNNING run whose heartbeat is older than this was killed (an epoch takes less)

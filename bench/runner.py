@@ -24,7 +24,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
-from bench import checkpoint, guards, metrics, preflight, provenance
+from bench import checkpoint, distributed, guards, metrics, preflight, provenance
 from bench.config import RunConfig, SplitSpec
 from bench.data import FrameDataset, assign_domains, evenly_spaced_frames, make_loader
 from bench.dataset import DatasetAdapter
@@ -33,7 +33,7 @@ from bench.errors import BenchError
 from bench.optim import build_optimizer, build_scheduler
 from bench.plugins import get_plugins
 from bench.records import Sample
-from bench.rundir import FAILED, FINISHED, RunFolder, RunLog
+from bench.rundir import FAILED, FINISHED, RunFolder, RunLog, RunRecord, Tracker
 from bench.testsets import UNREADABLE, evaluate_all
 from bench.tracking import MlflowTracker, canonical_uri, flatten
 
@@ -140,7 +140,7 @@ def open_log(c: RunConfig, folder: RunFolder, run_name: str) -> RunLog:
 
 def validate(model, loader: DataLoader, labels: np.ndarray, c: RunConfig, device, bf16: bool) -> dict[str, float]:
     out = predict(model, loader, device=device, bf16=bf16, progress=c.trainer.progress, desc="validate",
-                  on_bad_image=c.data.on_bad_image)
+                  on_bad_image=c.data.on_bad_image, channels_last=c.trainer.channels_last)
     ok = out.read  # unreadable files are left out (data.on_bad_image=skip)
     m = metrics.binary_metrics(labels[ok], out.scores[ok], bootstrap=0)
     skipped = {UNREADABLE: int((~ok).sum())} if c.data.on_bad_image == "skip" else {}
@@ -157,58 +157,105 @@ class Parts:
     optimizer: torch.optim.Optimizer
     scheduler: Any
     index_loader: DataLoader  # the train batches without images, for epochs the detector needs none (`needs_images`)
+    loss_fn: Callable[..., Any] | None = None  # training_loss, wrapped by DDP / torch.compile when asked
 
 
 def build_parts(c: RunConfig, data: RunData, domain_names: list[str], domain_ids: np.ndarray, device: torch.device) -> Parts:
     trainer = c.trainer
     model = get_plugins().detectors.get(c.detector.name)(c.detector, domain_names).to(device)
+    if trainer.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    loaders = dict(num_workers=trainer.num_workers, device_stage=True)
     train_loader = make_loader(FrameDataset(data.train, model.train_transform(), domain_ids), batch_size=trainer.batch_size,
-                               train=True, sampler=trainer.sampler, seed=trainer.seed, num_workers=trainer.num_workers)
+                               train=True, sampler=trainer.sampler, seed=trainer.seed, **loaders)
     val_loader = make_loader(FrameDataset(data.val, model.eval_transform()), batch_size=trainer.eval_batch_size,
-                             train=False, num_workers=trainer.num_workers)
+                             train=False, **loaders)
     steps_per_epoch = len(train_loader) if trainer.max_steps_per_epoch is None else min(len(train_loader), trainer.max_steps_per_epoch)
     optimizer = build_optimizer(model.trainable_parameters(), trainer)
     scheduler = build_scheduler(optimizer, trainer, total_steps=max(1, trainer.epochs * steps_per_epoch))
     index_loader = make_loader(FrameDataset(data.train, None, domain_ids), batch_size=trainer.batch_size, train=True,
                                sampler=trainer.sampler, seed=trainer.seed)
-    return Parts(model, train_loader, val_loader, optimizer, scheduler, index_loader)
+    loss_fn = distributed.wrap(model, device)
+    if trainer.compile:  # the training step (through DDP's wrapper when there is one) and the forward of predictions
+        loss_fn = torch.compile(loss_fn)
+        model.compile()
+    return Parts(model, train_loader, val_loader, optimizer, scheduler, index_loader, loss_fn)
+
+
+class RankLog(RunLog):
+    """The log of ranks > 0 of a data-parallel run: rank 0 alone writes the run folder and MLflow."""
+
+    def __init__(self) -> None:  # no folder, no tracker, no heartbeat thread
+        self.folder = None  # type: ignore[assignment]
+        self.tracker = Tracker()
+        self._record = RunRecord(local_id="")
+
+    @property
+    def record(self) -> RunRecord:
+        return self._record
+
+    def params(self, params) -> None: ...
+    def tags(self, tags) -> None: ...
+    def metrics(self, metrics, step=None) -> None: ...
+    def heartbeat(self) -> None: ...
+    def finish(self, status: str, error: str | None = None) -> None: ...
 
 
 def run(cfg: DictConfig) -> RunResult:
     t_start = time.time()
     adapters = preflight.check_run(cfg)
     c: RunConfig = OmegaConf.to_object(cfg)
+    w, device = distributed.setup(resolve_device(c.trainer.device))
+    try:
+        return _run(cfg, c, adapters, w, device, t_start)
+    finally:
+        distributed.teardown()
+
+
+def _run(cfg: DictConfig, c: RunConfig, adapters: dict[str, DatasetAdapter], w: distributed.World, device: torch.device,
+         t_start: float) -> RunResult:
     protocol, trainer = c.protocol, c.trainer
-    data = load_data(c, adapters)
+    with distributed.main_first():  # rank 0 fills the dataset caches, the other ranks read them
+        data = load_data(c, adapters)
     fake_domains = protocol.train.domains or adapters[protocol.train.dataset].domains()
     domain_names, domain_ids = assign_domains(data.train, fake_domains, protocol.real_domain)
+    distributed.check_batch(trainer.batch_size, len(domain_names) if trainer.sampler == "domain_balanced" else None, w.size)
 
     provenance.seed_everything(trainer.seed)
-    device = resolve_device(trainer.device)
     bf16 = use_bf16(trainer.precision, device)
     parts = build_parts(c, data, domain_names, domain_ids, device)
+    if w.rank > 0:  # every rank built the same model; from here on each draws its own randomness (augmentation)
+        provenance.seed_everything(trainer.seed + w.rank)
     state = checkpoint.TrainState()
+    folder = None
     if trainer.resume:  # validated (weights-only, fits this model) before anything is written; same folder, same MLflow run
         payload = checkpoint.load(trainer.resume)
         state = checkpoint.restore(payload, model=parts.model, optimizer=parts.optimizer, scheduler=parts.scheduler)
-        folder = RunFolder.open(Path(trainer.resume).expanduser().parent)
-        folder.truncate_metrics(payload.get("extra", {}).get("metrics_offset", folder.metrics_offset()))
+        restore_rank_rng(payload, w, trainer.seed, state.epoch)
+        if w.main:
+            folder = RunFolder.open(Path(trainer.resume).expanduser().parent)
+            folder.truncate_metrics(payload.get("extra", {}).get("metrics_offset", folder.metrics_offset()))
         print(f"resumed from {trainer.resume} at epoch {state.epoch}, step {state.step}")
-    else:
+    elif w.main:
         folder = RunFolder.create(c.paths.output, protocol.name, c.detector.name)
-    folder.write_config(OmegaConf.to_yaml(cfg, resolve=True))
-    run_name = " ".join([c.detector.name, *(o for o in c.meta.overrides if not o.startswith(("detector=", "protocol=", "trainer.resume=")))])
-    log = open_log(c, folder, run_name.strip())
+    if folder is None:
+        log: RunLog = RankLog()
+    else:
+        folder.write_config(OmegaConf.to_yaml(cfg, resolve=True))
+        run_name = " ".join([c.detector.name, *(o for o in c.meta.overrides
+                                                if not o.startswith(("detector=", "protocol=", "trainer.resume=")))])
+        log = open_log(c, folder, run_name.strip())
     try:
         log.params(flatten(OmegaConf.to_container(cfg, resolve=True)))
-        log.tags({**run_tags(c, folder, "train", device, bf16, parts.model), "bench.complete": "false",
-                  "bench.train_manifest_sha256": provenance.manifest_hash(data.train),
+        log.tags({**(run_tags(c, folder, "train", device, bf16, parts.model) if folder else {}), "bench.complete": "false",
+                  "bench.world_size": w.size, "bench.train_manifest_sha256": provenance.manifest_hash(data.train),
                   "bench.val_manifest_sha256": provenance.manifest_hash(data.val),
                   **{f"bench.test_manifest_sha256.{n}": provenance.manifest_hash(s) for n, s in data.tests.items()},
                   "bench.domains": ",".join(domain_names), "bench.n_train": len(data.train), "bench.n_val": len(data.val)})
-        print(f"{protocol.name} v{protocol.version} | {c.detector.name} on {device}{' (bf16)' if bf16 else ''} | "
+        ranks = f" x {w.size} processes" if w.size > 1 else ""
+        print(f"{protocol.name} v{protocol.version} | {c.detector.name} on {device}{ranks}{' (bf16)' if bf16 else ''} | "
               f"train {len(data.train)} frames over {len(domain_names)} domains, val {len(data.val)}, "
-              f"test {', '.join(f'{n}: {len(s)}' for n, s in data.tests.items())} | run folder {folder.path}")
+              f"test {', '.join(f'{n}: {len(s)}' for n, s in data.tests.items())} | run folder {folder and folder.path}")
         before = state.elapsed_s  # time of the sessions before a resume
 
         def elapsed() -> float:
@@ -223,17 +270,41 @@ def run(cfg: DictConfig) -> RunResult:
         raise
 
 
+def restore_rank_rng(payload: dict[str, Any], w: distributed.World, seed: int, epoch: int) -> None:
+    """A resumed rank continues its own random streams when the run had as many ranks; else each rank > 0 reseeds
+    from (seed, rank, epoch) (rank 0 has the checkpoint's, which `checkpoint.restore` set)."""
+    ranks = payload.get("extra", {}).get("rng_ranks")
+    if ranks and len(ranks) == w.size:
+        checkpoint.set_rng_state(ranks[w.rank])
+    elif w.rank > 0:
+        provenance.seed_everything(seed + w.rank + 1000 * epoch)
+
+
+def save_checkpoints(log: RunLog, parts: Parts, state: checkpoint.TrainState, improved: bool) -> None:
+    """best.pt (when validation improved) and last.pt, written by rank 0 with every rank's RNG state."""
+    rngs = distributed.gather_tensors(checkpoint.rng_state())  # every rank takes part in the gather
+    if log.folder is None:
+        return
+    extra = {"metrics_offset": log.folder.metrics_offset(),  # a resume drops what was logged after this
+             **({"rng_ranks": rngs} if len(rngs) > 1 else {})}
+    saved = dict(model=parts.model, optimizer=parts.optimizer, scheduler=parts.scheduler, state=state, extra=extra)
+    if improved:  # best.pt before last.pt: a kill between the two then repeats this epoch instead of losing best.pt
+        checkpoint.save(log.folder.path / "best.pt", **saved)
+    checkpoint.save(log.folder.path / "last.pt", **saved)
+
+
 def train_epochs(c: RunConfig, log: RunLog, parts: Parts, data: RunData, state: checkpoint.TrainState, device, bf16: bool,
                  elapsed: Callable[[], float]) -> float | None:
     """Epochs until `trainer.epochs`, selecting on validation; returns the last epoch's mean training loss."""
-    trainer, folder, model = c.trainer, log.folder, parts.model
+    trainer, model = c.trainer, parts.model
     val_labels = np.array([s.label for s in data.val])
     last_loss = None
     while state.epoch < trainer.epochs:
         loader = parts.train_loader if model.needs_images(len(data.train)) else parts.index_loader
         stats = train_one_epoch(model, loader, parts.optimizer, parts.scheduler, state, device=device, bf16=bf16,
                                 grad_clip=trainer.grad_clip, max_steps=trainer.max_steps_per_epoch, progress=trainer.progress,
-                                log_every=trainer.log_every, on_bad_image=c.data.on_bad_image, on_log=log.metrics)
+                                log_every=trainer.log_every, on_bad_image=c.data.on_bad_image, on_log=log.metrics,
+                                loss_fn=parts.loss_fn, channels_last=trainer.channels_last)
         check_finite_weights(model, state)
         val = validate(model, parts.val_loader, val_labels, c, device, bf16)
         state.epoch += 1
@@ -247,11 +318,7 @@ def train_epochs(c: RunConfig, log: RunLog, parts: Parts, data: RunData, state: 
                      **({f"epoch/{UNREADABLE}": stats.unreadable} if c.data.on_bad_image == "skip" else {}),
                      **{f"val/{k}": v for k, v in val.items()}}, step=state.epoch)
         state.elapsed_s = elapsed()
-        saved = dict(model=model, optimizer=parts.optimizer, scheduler=parts.scheduler, state=state,
-                     extra={"metrics_offset": folder.metrics_offset()})  # a resume drops what was logged after this
-        if improved:  # best.pt before last.pt: a kill between the two then repeats this epoch instead of losing best.pt
-            checkpoint.save(folder.path / "best.pt", **saved)
-        checkpoint.save(folder.path / "last.pt", **saved)
+        save_checkpoints(log, parts, state, improved)
         log.heartbeat()
         print(f"epoch {state.epoch}/{trainer.epochs}: train loss {stats.loss:.4f} | val auc {val['auc']:.4f} "
               f"loss {val['loss']:.4f}{'  *best*' if improved else ''}")
@@ -263,9 +330,12 @@ def test_and_finish(c: RunConfig, log: RunLog, model, data: RunData, state: chec
     """Evaluate the checkpoint selected on validation on every test set; judge whether the run can be a result."""
     folder = log.folder
     log.tags({f"bench.detector_info.{k}": v for k, v in model.describe().items()})  # after training: cache use etc.
-    if (folder.path / "best.pt").exists():
+    if folder is not None and (folder.path / "best.pt").exists():
         checkpoint.restore(checkpoint.load(folder.path / "best.pt", key="trainer.resume"), model=model)
+    distributed.broadcast_state(model)  # rank 0 read best.pt; the others test the same weights
     results, predictions = evaluate_all(model, data.tests, c, device, bf16, log)
+    if folder is None:  # ranks > 0: their share of the predictions is with rank 0, which records the run
+        return RunResult(run_dir=Path(), run_id=None, best_epoch=state.best_epoch, val_score=state.best_score)
     log.metrics({"val/best_score": state.best_score, "best_epoch": state.best_epoch, "time_s": elapsed()})
 
     health, reason = guards.training_health(state.initial_loss, last_loss)

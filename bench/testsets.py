@@ -17,6 +17,7 @@ from tabulate import tabulate
 from bench import metrics
 from bench.config import RunConfig
 from bench.data import FrameDataset, make_loader
+from bench.distributed import world
 from bench.engine import predict
 from bench.records import Predictions, Sample
 from bench.rundir import RunLog, write_atomic
@@ -25,16 +26,19 @@ UNREADABLE = "unreadable_images"  # per test set: frames left out because their 
 
 
 def evaluate_set(name: str, model, samples: list[Sample], c: RunConfig, device, bf16: bool,
-                 perturb: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[dict[str, float], pd.DataFrame]:
+                 perturb: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[dict[str, float], pd.DataFrame] | None:
     """Metrics of one test set (plus `unreadable_images` when data.on_bad_image=skip) and its per-frame predictions.
-    `perturb` (uint8 frame -> uint8 frame) runs before the detector's transform, on real and fake frames alike."""
+    `perturb` (uint8 frame -> uint8 frame) runs before the detector's transform, on real and fake frames alike.
+    None on ranks > 0 of a data-parallel run, after their share of the predictions."""
     transform = model.eval_transform()
     if perturb is not None:
         transform = lambda image, t=transform: t(perturb(image))  # noqa: E731
     loader = make_loader(FrameDataset(samples, transform), batch_size=c.trainer.eval_batch_size, train=False,
-                         num_workers=c.trainer.num_workers)
+                         num_workers=c.trainer.num_workers, device_stage=True)
     out = predict(model, loader, device=device, bf16=bf16, progress=c.trainer.progress, desc=f"test {name}",
-                  on_bad_image=c.data.on_bad_image)
+                  on_bad_image=c.data.on_bad_image, channels_last=c.trainer.channels_last)
+    if not world().main:  # a data-parallel run: rank 0 has every rank's scores and records them
+        return None
     kept = [s for s, read in zip(samples, out.read) if read]
     preds = Predictions(keys=[s.key for s in kept], videos=[s.video for s in kept], domains=[s.domain for s in kept],
                         labels=np.array([s.label for s in kept]), scores=out.scores[out.read])
@@ -52,9 +56,14 @@ def evaluate_all(model, tests: Mapping[str, list[Sample]], c: RunConfig, device,
     test set, all predictions)."""
     results, frames = {}, []
     for name, samples in tests.items():
-        results[name], frame = evaluate_set(name, model, samples, c, device, bf16, perturb)
+        evaluated = evaluate_set(name, model, samples, c, device, bf16, perturb)
+        if evaluated is None:
+            continue
+        results[name], frame = evaluated
         frames.append(frame)
         log.metrics({f"{name}/{k}": v for k, v in results[name].items()})
+    if not frames:  # ranks > 0 of a data-parallel run
+        return results, pd.DataFrame()
     predictions = pd.concat(frames, ignore_index=True)
     write_results(log.folder.path, results, predictions, title=log.record.tags.get("mlflow.runName", ""))
     print(results_table(results))
