@@ -60,7 +60,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_run(cfg)
     from bench.sweep import run_sequential, run_with_launcher
 
-    return run_with_launcher(overrides, hydra) if hydra else run_sequential(combos, configs)
+    return run_with_launcher(overrides, hydra, combos) if hydra else run_sequential(combos, configs)
 
 
 def cmd_sync(args: argparse.Namespace) -> int:

@@ -81,19 +81,18 @@ def group_options(group: str) -> list[str]:
 
 
 def expand_sweep(overrides: list[str]) -> Iterator[list[str]]:
-    """Hydra's basic-sweeper semantics: `a=1,2 b=x,y` -> the cartesian product of plain override lists."""
+    """Hydra's basic-sweeper semantics: `a=1,2 b=x,y` -> the cartesian product of plain override lists, in the order
+    Hydra's sweeper launches its jobs (one entry per key, in first-seen order; a repeated key's last value wins), so
+    job number i of a launcher sweep is combination i here."""
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except CONFIG_ERRORS as err:
         raise config_error(err, "config", overrides) from err
-    choices = []
+    choices: dict[str, list[str]] = {}
     for o in parsed:
-        if o.is_sweep_override():
-            key = o.get_key_element()
-            choices.append([f"{key}={v}" for v in o.sweep_string_iterator()])
-        else:
-            choices.append([o.input_line])
-    for combo in itertools.product(*choices):
+        key = o.get_key_element()
+        choices[key] = [f"{key}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override() else [o.input_line]
+    for combo in itertools.product(*choices.values()):
         yield list(combo)
 
 

@@ -137,8 +137,9 @@ class DomainBalancedBatchSampler(Sampler[list[int]]):
 
     Cross-domain losses (MoA-CLIP's L_att, L_sim) need several domains in each batch. One epoch yields
     len(dataset) // batch_size batches; small domains are re-drawn (with a fresh permutation) when exhausted.
-    A batch lists its samples domain by domain in turn (a, b, c, a, b, c, ...), so every slice [r::k] of it is as
-    balanced as the batch (`ShardedBatchSampler` gives rank r that slice).
+    A batch lists its samples domain after domain (a a a b b b c c c ...), so the slices [r::k] of it deal every
+    domain's samples evenly over the k slices: each is as balanced as the batch (`ShardedBatchSampler` gives rank r
+    slice r).
     """
 
     def __init__(self, domain_ids: np.ndarray, batch_size: int, seed: int) -> None:
@@ -168,7 +169,7 @@ class DomainBalancedBatchSampler(Sampler[list[int]]):
                 while len(queues[q]) < take:
                     queues[q].extend(rng.permutation(self.groups[q]))
                 takes.append([int(queues[q].pop()) for _ in range(take)])
-            yield [t[i] for i in range(per + (extra > 0)) for t in takes if i < len(t)]  # domains in turn
+            yield [i for take in takes for i in take]
 
 
 class ShardedBatchSampler(Sampler[list[int]]):

@@ -15,6 +15,7 @@ job starts.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,20 +39,21 @@ class JobResult:
 
     overrides: list[str]
     error: str | None = None  # the one-line error of a failed run
+    run_dir: str | None = None  # its run folder (unknown when the run went to torchrun's processes)
 
 
-def run_one(cfg: DictConfig, overrides: Sequence[str]) -> int:
-    """One run: in this process, or on `trainer.devices` processes through torchrun (unless already under it)."""
+def run_one(cfg: DictConfig, overrides: Sequence[str]) -> tuple[int, str | None]:
+    """One run: in this process, or on `trainer.devices` processes through torchrun (unless already under it).
+    Returns the exit code and the run folder (None when torchrun's processes ran it)."""
     from bench.distributed import launch, launched
 
     devices = cfg.trainer.devices
     if devices > 1 and not launched():
         check_devices(cfg.trainer.device, devices)
-        return launch(devices, list(overrides))
+        return launch(devices, list(overrides)), None
     from bench.runner import run
 
-    run(cfg)
-    return 0
+    return 0, str(run(cfg).run_dir)
 
 
 def check_devices(device: str, devices: int) -> None:
@@ -74,7 +76,7 @@ def run_sequential(combos: list[list[str]], configs: list[DictConfig]) -> int:
         if len(configs) > 1:
             print(f"\n=== run {i + 1}/{len(configs)}: {' '.join(combos[i])}")
         try:
-            code = run_one(cfg, combos[i])
+            code, _ = run_one(cfg, combos[i])
         except BenchError as err:
             if len(configs) == 1:
                 raise
@@ -94,23 +96,25 @@ def _summary(failures: list[str], total: int) -> int:
     return 0
 
 
-def run_job(cfg: DictConfig) -> JobResult:
-    """Hydra's task function: one job of a launcher sweep, in whatever process or machine the launcher chose."""
+def run_job(combos: list[list[str]], cfg: DictConfig) -> JobResult:
+    """Hydra's task function: job i of a launcher sweep runs combination i, as typed (Hydra's own copy of the
+    overrides is re-quoted), in whatever process or machine the launcher chose."""
     from hydra.core.hydra_config import HydraConfig
 
     from bench.compose import compose_run
 
-    overrides = [o for o in HydraConfig.get().overrides.task if not is_hydra_override(o)]
+    overrides = combos[HydraConfig.get().job.num]
     try:
-        code = run_one(compose_run(overrides), overrides)
+        code, run_dir = run_one(compose_run(overrides), overrides)
     except BenchError as err:
         print(f"bench: error: {err}", file=sys.stderr)
         return JobResult(overrides, str(err))
-    return JobResult(overrides, None if code == 0 else f"exit code {code}")
+    return JobResult(overrides, None if code == 0 else f"exit code {code}", run_dir)
 
 
-def run_with_launcher(job_overrides: list[str], hydra_overrides: list[str]) -> int:
-    """The sweep through Hydra's multirun with the launcher the `hydra/launcher=...` override chose."""
+def run_with_launcher(job_overrides: list[str], hydra_overrides: list[str], combos: list[list[str]]) -> int:
+    """The sweep through Hydra's multirun with the launcher the `hydra/launcher=...` override chose; `combos`:
+    `expand_sweep(job_overrides)`, in the order of Hydra's jobs."""
     from hydra.core.global_hydra import GlobalHydra
 
     from bench.compose import CONFIG_ERRORS, init_hydra
@@ -118,11 +122,13 @@ def run_with_launcher(job_overrides: list[str], hydra_overrides: list[str]) -> i
     init_hydra()
     hydra = GlobalHydra.instance().hydra
     try:
-        batches = hydra.multirun(config_name="config", task_function=run_job,
+        batches = hydra.multirun(config_name="config", task_function=functools.partial(run_job, combos),
                                  overrides=[*HYDRA_DEFAULTS, *hydra_overrides, *job_overrides])
     except CONFIG_ERRORS as err:  # e.g. a launcher that is not installed, or a typo in its options
         raise _launcher_error(err, hydra_overrides) from err
-    results = [job.return_value for batch in batches for job in batch]
+    results: list[JobResult] = [job.return_value for batch in batches for job in batch]
+    for r in results:  # the jobs' own output went where the launcher puts it (submitit: its log files)
+        print(f"{' '.join(r.overrides)}: " + (f"failed: {r.error}" if r.error else f"run folder {r.run_dir or '(torchrun)'}"))
     return _summary([" ".join(r.overrides) for r in results if r.error], len(results))
 
 

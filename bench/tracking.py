@@ -88,11 +88,18 @@ def connect(uri: str, experiment: str):
         os.environ.setdefault(name, value)
     from mlflow.tracking import MlflowClient
 
+    from mlflow.exceptions import MlflowException
+
     with store_lock(uri):
         client = MlflowClient(tracking_uri=uri)
         exp = client.get_experiment_by_name(experiment)
         if exp is None:
-            return client, client.create_experiment(experiment)
+            try:
+                return client, client.create_experiment(experiment)
+            except MlflowException as err:  # a server: another run created it since (no file lock spans machines)
+                if err.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+                exp = client.get_experiment_by_name(experiment)
         if exp.lifecycle_stage == "deleted":
             client.restore_experiment(exp.experiment_id)
         return client, exp.experiment_id

@@ -33,8 +33,10 @@ def bench_subprocess(*args: str, cwd: Path | None = None, env: dict | None = Non
     return subprocess.run([BENCH, *args], capture_output=True, text=True, env=bench_env(env), cwd=cwd, timeout=timeout)
 
 
-def bench_popen(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([BENCH, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=bench_env(env), cwd=cwd)
+def bench_popen(*args: str, cwd: Path | None = None, env: dict | None = None, new_session: bool = False) -> subprocess.Popen:
+    """`new_session`: its own process group, so a test can kill the command and everything it started at once."""
+    return subprocess.Popen([BENCH, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=bench_env(env),
+                            cwd=cwd, start_new_session=new_session)
 
 
 def assert_one_line_error(code: int, stderr: str, *needles: str) -> str:
