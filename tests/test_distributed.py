@@ -20,10 +20,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from torch.utils.data import BatchSampler
+
 from bench.data import DomainBalancedBatchSampler, EpochRandomSampler, ShardedBatchSampler
 from bench.tracking import search_runs
 from cli_tools import SMALL, assert_one_line_error, bench_popen, bench_subprocess, record, run_folders
-from torch.utils.data import BatchSampler
 
 TOLERANCE = 1e-6
 RUN = [*SMALL, "detector=clip_probe", "trainer.epochs=3", "trainer.device=cpu", "trainer.log_every=1"]
