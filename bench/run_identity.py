@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-rom bench.rundir import STALE_AFTER_S  # the writer refreshes bench.heartbeat every minute while a run lives
+from bench.rundir import STALE_AFTER_S  # the writer refreshes bench.heartbeat every minute while a run lives
 
 # Flattened config keys that do not change what is measured (docs/run-record.md).
 ALLOW_LIST = frozenset({"trainer.seed", "trainer.device", "trainer.num_workers", "trainer.progress",
