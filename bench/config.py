@@ -10,7 +10,6 @@ budget (scale=tiny: minutes on a CPU) < command-line overrides. Each protocol na
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
