@@ -34,7 +34,10 @@ import numpy as np
 from bench.faces.base import Box, Face, FaceDetector, largest
 from bench.manifest import NO_FACE, OFF_TRACK, OK
 
-LINK_SHIFT, LINK_SCALE = 1.0, 1.6  # between anchors (seconds apart): centre shift / side, size ratio
+# Between two anchors (seconds apart): centre shift / side, at least 1 and LINK_SPEED per sampled frame between them
+# (a moving face must still link: at a fixed 1 side, a head crossing the frame lost to a distractor that moves with
+# it), and size ratio. Links only decide which face is followed; following checks continuity frame by frame.
+LINK_SHIFT, LINK_SPEED, LINK_SCALE = 1.0, 0.2, 1.6
 FOLLOW_SHIFT, FOLLOW_SCALE = 0.5, 1.3  # from the previous frame's box to this frame's
 # The region search. Measured on 720p frames against a full-resolution search (benchmarks/prepare_speed.py):
 # - ROI_FACTOR: a face whose centre moved up to 0.3 of its side since the previous sampled frame stays inside
@@ -118,7 +121,8 @@ def best_track(anchors: list[int], found: dict[int, list[Face]]) -> dict[int, Fa
     best: list[float] = []
     back: list[int | None] = []
     for j, (a, face) in enumerate(nodes):
-        preds = [i for i, (b, g) in enumerate(nodes[:j]) if b < a and continuous(g.box, face.box, LINK_SHIFT, LINK_SCALE)]
+        preds = [i for i, (b, g) in enumerate(nodes[:j])
+                 if b < a and continuous(g.box, face.box, max(LINK_SHIFT, LINK_SPEED * (a - b)), LINK_SCALE)]
         i = max(preds, key=lambda i: best[i], default=None)
         best.append(face.quality + (best[i] if i is not None else 0.0))
         back.append(i)
