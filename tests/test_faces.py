@@ -56,6 +56,17 @@ def test_a_moving_face_is_followed_past_distractors_that_move_with_it(haar) -> N
     assert not result.flags and all(iou(c.face.box, s.face) > 0.6 for c, s in zip(result.choices, scenes))
 
 
+def test_a_face_missing_on_every_anchor_is_found_between_them(haar) -> None:
+    scenes = drifting(17, distractors=False)
+    frames = [s.frame for s in scenes]
+    for a in (0, 8, 16):  # the anchors show no face (a title card, a head turned away)
+        frames[a] = np.full_like(frames[a], 90)
+    result = select_faces(frames, haar, detect_every=8)
+    statuses = [c.status for c in result.choices]
+    assert [i for i, st in enumerate(statuses) if st != OK] == [0, 8, 16]
+    assert all(iou(c.face.box, s.face) > 0.6 for c, s in zip(result.choices, scenes) if c.face)
+
+
 class Spy(HaarFaceDetector):
     """Haar, recording each search: ("full" | "sized", smallest side searched, lone_evidence)."""
 

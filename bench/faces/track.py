@@ -3,12 +3,12 @@
 Why: "the largest face of each frame" picks a false positive whenever one is larger than the face (on real DFD
 footage a shirt won every frame), and detecting on every full frame dominates preparation time. Here:
 
-1. **Anchors: which face.** Every `detect_every`-th sampled frame (and the last) is searched in full: the first
-   one holding a face for faces of every size, later ones only for faces that could continue its contenders (a
-   cascade's scales cost the most where faces are small or windows large; see `_search_anchors`). The track is the
-   chain of anchor faces with the highest summed quality (confidence + facial evidence), each continuing the
-   previous one (centre moved less than its side, size changed less than `LINK_SCALE`x). A false positive must
-   beat the face on confidence *and* eyes *and* persistence to be chosen.
+1. **Anchors: which face.** Every `detect_every`-th sampled frame (and the last) is searched in full; while none
+   holds a face, the frames halfway between them too, and so on. The first anchor with a face is searched for faces
+   of every size, later ones only for faces that could continue its contenders (see `_search_anchors`). The track
+   is the chain of anchor faces with the highest summed quality (confidence + facial evidence), each continuing
+   the previous one (centre moved less than LINK_SHIFT/LINK_SPEED sides, size changed less than LINK_SCALE x).
+   A false positive must beat the face on confidence *and* eyes *and* persistence to be chosen.
 2. **Following: its box in every frame.** From the track's best face, forward and then backward, each frame is
    searched only near the previous frame's box: a region `ROI_FACTOR` times its side, downscaled so the face is
    ~`ROI_FACE_PX` px, for faces within `ROI_SCALE`x its size (a few ms instead of ~80 for a full pass at 720p).
@@ -152,8 +152,12 @@ def select_faces(frames: Sequence[np.ndarray | None], detector: FaceDetector, *,
             choices.append(FaceChoice(face, len(found.get(i, [])), "anchor", OK if face else NO_FACE))
         return VideoFaces(choices, _flags(choices, 0, 0.0, min_confidence))
 
-    anchors = sorted({*present[::max(1, detect_every)], present[-1]})
-    found = _search_anchors(frames, anchors, detector, hints)
+    step = max(1, detect_every)
+    found = _search_anchors(frames, sorted({*present[::step], present[-1]}), detector, hints)
+    while step > 1 and not any(_overlaps(f, hints[a]) for a, fs in found.items() for f in fs):
+        step //= 2  # no face on any anchor (turned away, a title card): search the frames between them too
+        found.update(_search_anchors(frames, [i for i in present[::step] if i not in found], detector, hints))
+    anchors = sorted(found)
     track = best_track(anchors, {a: [f for f in fs if _overlaps(f, hints[a])] for a, fs in found.items()})
     if not track:
         choices = [FaceChoice(None, len(found.get(i, [])), "anchor", NO_FACE) for i in range(len(frames))]
