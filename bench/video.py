@@ -62,10 +62,11 @@ def container_kind(path: Path) -> str | None:
     return next((name for at, sig, name in SIGNATURES if head[at:at + len(sig)] == sig), None)
 
 
-def upright(frame: av.VideoFrame) -> np.ndarray:
+def upright(frame: av.VideoFrame, threads: int = 0) -> np.ndarray:
     """(H, W, 3) uint8 RGB as the video is meant to be shown: phone videos store a rotation in their display
-    matrix instead of rotating the pixels, and a sideways face is invisible to a frontal face detector."""
-    img = frame.to_ndarray(format="rgb24")
+    matrix instead of rotating the pixels, and a sideways face is invisible to a frontal face detector.
+    `threads`: of the colour conversion (0 = one per core, PyAV's default; 1 in a process pool's worker)."""
+    img = frame.to_ndarray(format="rgb24", threads=threads)
     quarter_turns = round(frame.rotation / 90) % 4  # counter-clockwise, as np.rot90 turns
     return np.ascontiguousarray(np.rot90(img, quarter_turns)) if quarter_turns else img
 
@@ -84,6 +85,7 @@ class VideoReader:
         self.path = Path(path)
         self.decoded = 0
         self.skip_unwanted = skip_unwanted
+        self.threads = threads
         try:
             size = self.path.stat().st_size
         except OSError as err:
@@ -104,7 +106,7 @@ class VideoReader:
         self._stream = self._container.streams.video[0]
         if threads != 1:
             self._stream.thread_type = "AUTO"
-            self._stream.thread_count = threads
+        self._stream.thread_count = threads  # 1 included: PyAV's default (0) starts a slice thread per core
         self._index: FrameIndex | None = None
 
     def __enter__(self) -> VideoReader:
@@ -180,7 +182,7 @@ class VideoReader:
                 if frame.pts is None:
                     raise VideoDecodeError("decoded frame has no timestamp")
                 if frame.pts in targets:
-                    found[targets[frame.pts]] = upright(frame)
+                    found[targets[frame.pts]] = upright(frame, self.threads)
                 if frame.pts >= last:
                     break
         except av.FFmpegError as err:

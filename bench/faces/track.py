@@ -137,7 +137,7 @@ def best_track(anchors: list[int], found: dict[int, list[Face]]) -> dict[int, Fa
 
 
 def select_faces(frames: Sequence[np.ndarray | None], detector: FaceDetector, *, selection: str = "track",
-                 detect_every: int = 16, min_confidence: float = 0.5,
+                 detect_every: int = 32, min_confidence: float = 0.5,
                  hints: Sequence[Box | None] | None = None) -> VideoFaces:
     """One `FaceChoice` per frame (None frames = not decoded: `no_face` placeholders the caller overrides)."""
     hints = list(hints) if hints is not None else [None] * len(frames)
