@@ -170,11 +170,12 @@ def main() -> None:
         right = sum(bool(c.face) and iou(c.face.box, t) > 0.5 for c, t in zip(choices, wanted))
         print(f"crop quality, {name}: the drawn face in {right} of {keep} frames; box IoU with a full-resolution search "
               f"min {min(ious):.2f}, median {np.median(ious):.2f}, mean {np.mean(ious):.2f} over {len(ious)} frames")
-    frames_total = FFPP_C23_VIDEOS * 32
+    frames_total = FFPP_C23_VIDEOS * 32  # at this clip's cost per video; longer videos decode more reference frames
     for name in ("before", "after"):
         core_hours = frames_total / rate[name]["total"] / 3600
         print(f"FF++ c23 ({FFPP_C23_VIDEOS:,} videos x 32 frames), {name}: {core_hours:.1f} core-hours = "
-              f"{core_hours / 16:.2f} h on 16 cores, {core_hours / 64:.2f} h on a 4-node cluster of 16 cores each")
+              f"{60 * core_hours / 16:.0f} min on 16 cores, {60 * core_hours / 64:.1f} min on a 4-node cluster of 16 cores "
+              f"each (processes scaling linearly)")
 
 
 if __name__ == "__main__":
