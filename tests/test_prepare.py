@@ -283,6 +283,15 @@ def test_cache_is_keyed_by_root(tmp_path, adapter) -> None:
     assert len(prepared_samples(adapter, "train")) == len(prepared_samples(other, "train")) == 8
 
 
+def test_crops_of_another_face_choice_version_or_setting_never_mix(monkeypatch) -> None:
+    import bench.crops
+
+    base = variant(PrepareConfig())
+    assert variant(PrepareConfig(detect_every=4)) != base and variant(PrepareConfig(selection="best")) != base
+    monkeypatch.setattr(bench.crops, "FACES_VERSION", bench.crops.FACES_VERSION + 1)  # a change that moves crops
+    assert variant(PrepareConfig()) != base
+
+
 def test_data_verify_marks_bad_crops_in_the_manifest(tmp_path, adapter, plugins, capsys) -> None:
     from bench.data_verify import run_verify
 
