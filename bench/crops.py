@@ -20,7 +20,7 @@ import numpy as np
 
 from bench.config import PrepareConfig
 from bench.dataset import VideoRecord
-from bench.faces import Box, FaceDetector, crop_box, square_crop
+from bench.faces import FACES_VERSION, Box, FaceDetector, crop_box, square_crop
 from bench.faces.track import select_faces
 from bench.manifest import DECODE_ERROR, OK
 from bench.video import VideoDecodeError, VideoReader, even_indices
@@ -31,9 +31,11 @@ HOST = socket.gethostname().replace(".", "_")  # no dots: temporary names are sp
 
 
 def variant(cfg: PrepareConfig) -> str:
-    """Names everything that changes the pixels or the face chosen, so crops of other settings never mix."""
+    """Names everything that changes the pixels or the face chosen, so crops of other settings never mix (and crops
+    of an earlier version of the face choice neither: FACES_VERSION)."""
     name = f"{cfg.face_detector}_m{cfg.margin:g}_s{cfg.size}_{cfg.format}" + (f"{cfg.quality}" if cfg.format == "jpg" else "")
-    choice = {"selection": cfg.selection, **({"detect_every": cfg.detect_every} if cfg.selection == "track" else {})}
+    choice = {"selection": cfg.selection, "faces": FACES_VERSION,
+              **({"detect_every": cfg.detect_every} if cfg.selection == "track" else {})}
     options = json.dumps({**dict(cfg.face_detector_options), **choice}, sort_keys=True, default=str)
     return f"{name}_{hashlib.sha1(options.encode()).hexdigest()[:8]}"
 

@@ -1,10 +1,11 @@
 """`bench data verify DATASET`: decode every listed image or prepared crop, in parallel, before any training does.
 
 A truncated crop used to be trained on silently (libjpeg only warns), a corrupt one crashed mid-epoch naming no
-file, a deleted one was reported ok. Here every file is opened and decoded (threads: OpenCV releases the GIL);
-JPEGs must also end with their end-of-image marker and PNGs with their IEND chunk, which is how a truncated file
-is told from a short one. A video dataset's failures are written into its manifest (status `bad_crop`, the
-reason in `error`), so training never sees them; an image dataset's are listed. Exit code 1 if any file failed.
+file, a deleted one was reported ok. Here every file is opened and decoded (threads: OpenCV releases the GIL) by
+`bench.dataset.check_image`, the check training itself applies: a JPEG or PNG without its end marker must pass PIL's
+strict decoder, which is how a truncated file is told from one with trailing bytes. A video dataset's failures are
+written into its manifest (status `bad_crop`, the reason in `error`), so training never sees them; an image
+dataset's are listed. Exit code 1 if any file failed.
 """
 
 from __future__ import annotations
@@ -12,43 +13,15 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from bench.dataset import SPLITS, VideoDatasetAdapter, load_image
+from bench.dataset import SPLITS, VideoDatasetAdapter, check_image
 from bench.records import Sample
 
 BAD_CROP = "bad_crop"
-ENDINGS = {".jpg": b"\xff\xd9", ".jpeg": b"\xff\xd9", ".png": b"IEND\xaeB`\x82"}
-STARTS = {".jpg": b"\xff\xd8", ".jpeg": b"\xff\xd8", ".png": b"\x89PNG"}
 
 
 def check_file(sample: Sample) -> str | None:
-    """Why the sample's image cannot be used, or None when it decodes in full."""
-    import os
-
-    path = str(sample.path)
-    try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as f:
-            head = f.read(8)
-            if size:
-                f.seek(max(0, size - 16))
-            tail = f.read()
-    except OSError as err:
-        return f"missing or unreadable: {err.strerror or err}"
-    if size == 0:
-        return "empty file (0 bytes)"
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix in STARTS and not head.startswith(STARTS[suffix]):
-        return f"not decodable: not a {suffix[1:].upper()} file"
-    ending = ENDINGS.get(suffix)
-    if ending and not tail.rstrip(b"\x00").endswith(ending):
-        return f"truncated: no end marker ({size} bytes)"
-    try:
-        image = load_image(sample)
-    except Exception as err:  # PIL and OpenCV raise many types for "not an image"
-        return f"not decodable: {type(err).__name__}: {err}"
-    if image is None or image.ndim != 3 or image.shape[-1] != 3 or image.size == 0:
-        return "not decodable as an RGB image"
-    return None
+    """Why the sample's image cannot be used (the same check as loading it for training), or None."""
+    return None if sample.path is None else check_image(sample.path)
 
 
 def verify_samples(samples: list[Sample], workers: int, progress: bool, desc: str) -> dict[str, str]:

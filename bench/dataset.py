@@ -157,6 +157,8 @@ def decode_file(path: str | Path) -> np.ndarray:
 
     try:
         data = np.fromfile(path, dtype=np.uint8)
+    except FileNotFoundError:
+        raise UnreadableImage(f"image {path} is missing") from None
     except OSError as err:
         raise UnreadableImage(f"cannot read image {path}: {err.strerror or err}") from None
     if data.size == 0:

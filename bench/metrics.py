@@ -166,7 +166,6 @@ def expected_calibration_error(labels: np.ndarray, scores: np.ndarray, bins: int
     if labels.size == 0 or scores.min() < 0.0 or scores.max() > 1.0:
         return float("nan")
     b = np.minimum((scores * bins).astype(np.int64), bins - 1)  # (N,) bin of each score
-    count = np.bincount(b, minlength=bins)
     gap = np.bincount(b, weights=labels - scores, minlength=bins)  # per bin: Σ (label - score)
     return float(np.abs(gap).sum() / labels.size)  # Σ_b n_b/N |mean(label) - mean(score)| = Σ_b |Σ(label - score)|/N
 

@@ -14,13 +14,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from bench.checks import check_config
 from bench.config import PathsConfig, ProtocolConfig, SplitSpec, TrackingConfig, TrainerConfig
 from bench.dataset import DatasetAdapter
 from bench.errors import BenchError
 from bench.plugins import get_plugins
 
 HTTP_TIMEOUT_S = 5.0
-BAD_IMAGE_POLICIES = ("error", "skip")
 
 
 def check_run(cfg: DictConfig, *, evaluate_only: bool = False) -> dict[str, DatasetAdapter]:
@@ -29,10 +29,7 @@ def check_run(cfg: DictConfig, *, evaluate_only: bool = False) -> dict[str, Data
     protocol: ProtocolConfig = OmegaConf.to_object(cfg.protocol)
     trainer: TrainerConfig = OmegaConf.to_object(cfg.trainer)
     paths: PathsConfig = OmegaConf.to_object(cfg.paths)
-    check_trainer(trainer)
-    policy = OmegaConf.select(cfg, "data.on_bad_image", default="error")
-    if policy not in BAD_IMAGE_POLICIES:
-        raise BenchError(f"data.on_bad_image must be one of {BAD_IMAGE_POLICIES}, got {policy!r}", key="data.on_bad_image")
+    check_config(cfg)  # the schemas' value rules (compose_run applies them too; a hand-built config gets them here)
     names = {t.dataset for t in protocol.test.values()}
     if not evaluate_only:
         names |= {protocol.train.dataset, val_spec(protocol).dataset}
@@ -48,16 +45,6 @@ def val_spec(protocol: ProtocolConfig) -> SplitSpec:
     """The checkpoint-selection split: `protocol.val`, or the training spec on split "val"."""
     train = protocol.train
     return protocol.val or SplitSpec(dataset=train.dataset, split="val", domains=train.domains, real=train.real)
-
-
-def check_trainer(t: TrainerConfig) -> None:
-    """Values that make a run meaningless (an untrained model would still 'finish')."""
-    for key, ok, need in (("epochs", t.epochs >= 1, "an integer >= 1"), ("batch_size", t.batch_size >= 1, "an integer >= 1"),
-                          ("eval_batch_size", t.eval_batch_size >= 1, "an integer >= 1"), ("lr", t.lr > 0, "a number > 0"),
-                          ("bootstrap", t.bootstrap >= 0, "an integer >= 0 (0 = no CI)"),
-                          ("log_every", t.log_every >= 1, "an integer >= 1")):
-        if not ok:
-            raise BenchError(f"trainer.{key} must be {need}, got {getattr(t, key)!r}", key=f"trainer.{key}")
 
 
 def build_adapters(datasets: DictConfig, paths: PathsConfig, names: set[str]) -> dict[str, DatasetAdapter]:

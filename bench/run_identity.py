@@ -16,13 +16,14 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from bench.rundir import STALE_AFTER_S  # the writer refreshes bench.heartbeat every minute while a run lives
+
 # Flattened config keys that do not change what is measured (docs/run-record.md).
 ALLOW_LIST = frozenset({"trainer.seed", "trainer.device", "trainer.num_workers", "trainer.progress",
                         "trainer.log_every", "trainer.resume", "trainer.eval_batch_size", "trainer.bootstrap",
                         "trainer.devices", "trainer.channels_last", "trainer.compile", "meta.overrides"})
 ALLOW_PREFIXES = ("tracking.", "paths.")
 DATASET_LOCATION = ("root", "splits_dir")  # datasets.<name>.<these> say where the data is, not what it is
-STALE_AFTER_S = 24 * 3600  # a RUNNING run whose heartbeat is older than this was killed (an epoch takes less)
 NULL = ("", "null", "None", "nan")
 TEST_AUC = re.compile(r"^metrics\.(?!(?:train|val|epoch)/)([^/]+)/auc$")  # a test set's frame AUC
 
@@ -127,7 +128,7 @@ def screen(runs: pd.DataFrame, include: frozenset[str] = frozenset()) -> tuple[p
                                   if not run.complete and run.kind != "evaluate" else "",
                     "unhealthy": f"health {run.health}" if run.health != "ok" else ""}
         if run.status != "FINISHED":
-            reason = "stale RUNNING (no heartbeat for 24 h: killed?)" if run.stale else str(run.status)
+            reason = f"stale RUNNING (no heartbeat for {STALE_AFTER_S / 60:.0f} min: killed?)" if run.stale else str(run.status)
         elif run.leak:
             reason = "trained or validated on a test split"
         else:

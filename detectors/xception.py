@@ -38,6 +38,7 @@ from timm.models.xception import Block, SeparableConv2d
 from torch import nn
 from torch.nn import functional as F
 
+from bench.checkpoint import load_weights
 from bench.detector import Detector
 from bench.detectors.configs import XceptionConfig
 from bench.errors import BenchError
@@ -193,6 +194,8 @@ def create_xception(
         path = Path(pretrained).expanduser()
         if not path.is_file():
             raise BenchError(f"weights file {str(path)!r} does not exist", WEIGHTS_KEY)
+        if path.suffix != ".safetensors":  # refuse pickled objects in one line before timm's loader sees the file
+            load_weights(path, WEIGHTS_KEY)
         head = load_state_dict(str(path), weights_only=True).get("fc.weight")
         # Telling timm the file's class count makes it keep a head that fits and drop one that does not.
         overlay = {"file": str(path), "num_classes": 0 if head is None else head.shape[0]}

@@ -26,11 +26,17 @@ def test_crop_loading_benchmark_measures_every_format():
         assert fmt in out
 
 
-def test_face_prepare_benchmark_compares_detectors_and_stages():
+def test_face_prepare_benchmark_compares_detectors():
     out = run_script("face_prepare.py", "--smoke")
     assert "| haar | largest |" in out and "| haar | best |" in out
-    for stage in ("| decode", "| detect, before", "| detect, after", "| encode", "whole path, after"):
+
+
+def test_prepare_speed_benchmark_prints_stages_ratio_quality_and_projections():
+    out = run_script("prepare_speed.py", "--smoke")
+    for stage in ("| decode |", "| detect |", "| encode |", "| **whole path** |"):
         assert stage in out
+    assert "speed-up of the whole path (after / before, same run)" in out and "unwanted non-reference" in out
+    assert "crop quality, after: the drawn face in 8 of 8 frames" in out  # the smoke clip's face is found every time
     assert "FF++ c23" in out and "4-node cluster" in out
 
 

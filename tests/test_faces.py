@@ -9,7 +9,7 @@ import pytest
 from bench.dataset import DatasetConfig
 from bench.faces import crop_box, iou, largest
 from bench.faces.haar import HaarConfig, HaarFaceDetector
-from bench.faces.track import select_faces
+from bench.faces.track import LINK_SCALE, select_faces
 from bench.manifest import OFF_TRACK, OK, manifest_path
 from bench.prepare import PrepareConfig, prepare_dataset
 from bench.video import write_video
@@ -47,6 +47,63 @@ def test_tracking_follows_the_face_with_few_full_searches(haar) -> None:
     assert [c.source for c in tracked].count("anchor") == 3  # frames 0, 6, 12 searched in full; the rest nearby
     assert all(iou(a.face.box, b.face.box) >= 0.8 for a, b in zip(tracked, full))
     assert all(c.candidates == 1 for c in tracked if c.source == "tracked")  # the region holds the face only
+
+
+def test_a_moving_face_is_followed_past_distractors_that_move_with_it(haar) -> None:
+    # The face (~50 px) moves more than its side between anchors; the coins beside it move along, as a shirt would.
+    scenes = drifting(17, step=(6, 3), face_scale=0.5)
+    result = select_faces([s.frame for s in scenes], haar, detect_every=8)
+    assert not result.flags and all(iou(c.face.box, s.face) > 0.6 for c, s in zip(result.choices, scenes))
+
+
+def test_a_face_missing_on_every_anchor_is_found_between_them(haar) -> None:
+    scenes = drifting(17, distractors=False)
+    frames = [s.frame for s in scenes]
+    for a in (0, 8, 16):  # the anchors show no face (a title card, a head turned away)
+        frames[a] = np.full_like(frames[a], 90)
+    result = select_faces(frames, haar, detect_every=8)
+    statuses = [c.status for c in result.choices]
+    assert [i for i, st in enumerate(statuses) if st != OK] == [0, 8, 16]
+    assert all(iou(c.face.box, s.face) > 0.6 for c, s in zip(result.choices, scenes) if c.face)
+
+
+class Spy(HaarFaceDetector):
+    """Haar, recording each search: ("full" | "sized", smallest side searched, lone_evidence)."""
+
+    def __init__(self) -> None:
+        super().__init__(HaarConfig())
+        self.calls: list[tuple[str, float, bool]] = []
+
+    def detect(self, image):
+        self.calls.append(("full", 0.0, True))
+        return super().detect(image)
+
+    def detect_sized(self, image, min_side, max_side, *, lone_evidence=True):
+        self.calls.append(("sized", min_side, lone_evidence))
+        return super().detect_sized(image, min_side, max_side, lone_evidence=lone_evidence)
+
+
+def test_later_anchors_and_the_region_search_only_sizes_the_face_can_have() -> None:
+    spy = Spy()
+    scenes = drifting(17)
+    result = select_faces([s.frame for s in scenes], spy, detect_every=8)
+    assert [c.source for c in result.choices].count("anchor") == 3 and not result.flags
+    side = result.choices[0].face.side
+    full, anchors, regions = spy.calls[0], spy.calls[1:3], spy.calls[3:]
+    assert full[0] == "full"  # the first anchor: faces of every size
+    # later anchors: down to the contenders' smallest side / LINK_SCALE (the coins score too low to be contenders)
+    assert all(kind == "sized" and lone for kind, _, lone in anchors)
+    assert anchors[0][1] == pytest.approx(side / LINK_SCALE, rel=0.01)
+    assert len(regions) == 14 and all(kind == "sized" and not lone for kind, _, lone in regions)
+
+
+def test_haar_sized_search_finds_only_faces_of_that_size(haar) -> None:
+    s = scene(distractors=False)
+    face = max(haar.detect(s.frame), key=lambda f: f.quality)
+    near = haar.detect_sized(s.frame, face.side / 1.15, face.side * 1.15)
+    assert len(near) == 1 and iou(near[0].box, face.box) > 0.8 and near[0].evidence == 1.0
+    assert haar.detect_sized(s.frame, face.side / 1.15, face.side * 1.15, lone_evidence=False)[0].evidence == 0.0
+    assert haar.detect_sized(s.frame, face.side * 1.6, face.side * 3) == []
 
 
 def test_a_face_that_jumps_off_the_track_is_not_cropped(haar) -> None:

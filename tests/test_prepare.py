@@ -283,6 +283,15 @@ def test_cache_is_keyed_by_root(tmp_path, adapter) -> None:
     assert len(prepared_samples(adapter, "train")) == len(prepared_samples(other, "train")) == 8
 
 
+def test_crops_of_another_face_choice_version_or_setting_never_mix(monkeypatch) -> None:
+    import bench.crops
+
+    base = variant(PrepareConfig())
+    assert variant(PrepareConfig(detect_every=4)) != base and variant(PrepareConfig(selection="best")) != base
+    monkeypatch.setattr(bench.crops, "FACES_VERSION", bench.crops.FACES_VERSION + 1)  # a change that moves crops
+    assert variant(PrepareConfig()) != base
+
+
 def test_data_verify_marks_bad_crops_in_the_manifest(tmp_path, adapter, plugins, capsys) -> None:
     from bench.data_verify import run_verify
 
@@ -296,7 +305,7 @@ def test_data_verify_marks_bad_crops_in_the_manifest(tmp_path, adapter, plugins,
     capsys.readouterr()
     assert run_verify(cfg, "clips") == 1
     out = capsys.readouterr().out
-    assert "3 failed" in out and "truncated" in out and "missing" in out and "not decodable" in out
+    assert "3 failed" in out and "truncated" in out and "missing" in out and "not an image file" in out
     from bench.data_verify import BAD_CROP
 
     m = pd.read_parquet(next((tmp_path / "cache/clips/manifests").glob("*.parquet")))

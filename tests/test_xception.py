@@ -141,3 +141,26 @@ def test_tag_without_internet_asks_for_a_local_file(monkeypatch):
     monkeypatch.setattr(timm.models._builder, "load_state_dict_from_url", offline)
     with pytest.raises(BenchError, match="detector.pretrained=/path/to"):
         Xception(XceptionConfig(pretrained="tf_in1k"), domains=["fake"])
+
+
+class _RunsCode:
+    """Unpickling this touches a file: a weights loader must refuse it without running it."""
+
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (type(self.marker).touch, (self.marker,))
+
+
+@pytest.mark.parametrize("detector", ["xception", "f3net"])
+def test_a_pickled_weights_file_is_refused_in_one_line_without_running_it(tmp_path, detector):
+    from bench.detectors.f3net import F3Net
+
+    cls = {"xception": Xception, "f3net": F3Net}[detector]
+    marker, path = tmp_path / "payload-ran", tmp_path / "weights.pth"
+    torch.save({"conv1.weight": _RunsCode(marker)}, path)
+    with pytest.raises(BenchError, match="not a plain weights file") as err:
+        cls(tiny.tiny_cfg(cls, pretrained=str(path), width_mult=1.0, middle_blocks=8), domains=["fake"])
+    assert "weights_only=False" not in str(err.value) and err.value.key == "detector.pretrained"
+    assert not marker.exists()

@@ -15,8 +15,13 @@ from bench.faces.base import (Box, Face, FaceDetector, FaceDetectorConfig, build
                               square_crop)
 from bench.hookspecs import hookimpl
 
-__all__ = ["Box", "Face", "FaceDetector", "FaceDetectorConfig", "build_face_detector", "crop_box", "iou", "largest",
-           "square_crop"]
+# Bumped when a change moves the face or box that the same settings choose (the tracker, a built-in detector's
+# defaults), so that `bench prepare` writes new crops under another settings folder instead of mixing them with old
+# ones. 2: the track is followed frame by frame from its best face; Haar's eye check at 64 px.
+FACES_VERSION = 2
+
+__all__ = ["FACES_VERSION", "Box", "Face", "FaceDetector", "FaceDetectorConfig", "build_face_detector", "crop_box", "iou",
+           "largest", "square_crop"]
 
 
 @hookimpl

@@ -62,6 +62,14 @@ class FaceDetector(ABC):
         """Faces of several images; CNN detectors override this to run them as one batch."""
         return [self.detect(img) for img in images]
 
+    def detect_sized(self, image: np.ndarray, min_side: float, max_side: float, *, lone_evidence: bool = True) -> list[Face]:
+        """Faces whose longer side lies in [min_side, max_side] pixels of `image`: the tracker knows the size of the
+        face it follows. Detectors whose cost grows with the range of sizes searched (a cascade's scales, a CNN's
+        pyramid levels) override this to search only that range. `lone_evidence=False`: the caller takes a lone
+        face as it is (evidence only ranks faces), so a detector may leave its `evidence` at 0 when it finds one
+        face. Default: `detect`, filtered."""
+        return [f for f in self.detect(image) if min_side <= f.side <= max_side]
+
 
 def largest(faces: Sequence[Face]) -> Face | None:
     return max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]), default=None)
