@@ -59,13 +59,13 @@ def launched() -> bool:
 
 def _submitit_tasks() -> None:
     """A submitit job with several tasks (hydra.launcher.tasks_per_node=N): export its ranks as torchrun would."""
-    if launched() or int(os.environ.get("SUBMITIT_LOCAL_NTASKS", os.environ.get("SLURM_NTASKS", 1))) <= 1:
+    if launched() or "SUBMITIT_EXECUTOR" not in os.environ:
         return
-    if "SUBMITIT_EXECUTOR" not in os.environ and "SUBMITIT_FOLDER" not in os.environ:
-        return
+    from submitit import JobEnvironment
     from submitit.helpers import TorchDistributedEnvironment
 
-    TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+    if JobEnvironment().num_tasks > 1:  # every GPU stays visible: rank r takes cuda:LOCAL_RANK
+        TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
 
 
 def setup(device: torch.device) -> tuple[World, torch.device]:

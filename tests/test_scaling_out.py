@@ -22,7 +22,9 @@ from cli_tools import SMALL, assert_one_line_error, bench_popen, bench_subproces
 SWEEP = [*SMALL, "trainer.epochs=1"]
 LAUNCHERS = {  # launcher -> (its package, extra overrides)
     "joblib": ("hydra_plugins.hydra_joblib_launcher", ["hydra.launcher.n_jobs=2"]),
-    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", ["hydra.launcher.timeout_min=20"]),
+    # two tasks per job: each run of the sweep is itself a 2-process data-parallel run (submitit's ranks)
+    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", ["hydra.launcher.timeout_min=20",
+                                                                "hydra.launcher.tasks_per_node=2", "trainer.device=cpu"]),
     "ray": ("hydra_plugins.hydra_ray_launcher", ["+hydra.launcher.ray.init.num_cpus=2",
                                                  "+hydra.launcher.ray.init.include_dashboard=false"]),
 }
@@ -48,10 +50,12 @@ def test_a_launcher_sweep_logs_every_job_to_one_store(launcher, tmp_path):
         pytest.skip(f"{package} is not installed (pip install --no-deps hydra-ray-launcher)")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     res = bench_subprocess("run", "-m", f"hydra/launcher={launcher}", *options, "trainer.seed=0,1", *SWEEP,
-                           f"tracking.uri={uri}", f"paths.output={tmp_path / 'out'}", cwd=tmp_path)
+                           f"tracking.uri={uri}", f"paths.output={tmp_path / 'out'}", cwd=tmp_path, env={"OMP_NUM_THREADS": "1"})
     assert res.returncode == 0, (res.stdout[-2000:], res.stderr[-3000:])
     runs = search_runs(uri, ["demo"])
     assert sorted(runs["params.trainer.seed"]) == ["0", "1"] and set(runs["status"]) == {"FINISHED"}
+    ranks = "2" if "hydra.launcher.tasks_per_node=2" in options else "1"
+    assert set(runs["tags.bench.world_size"]) == {ranks}
     folders = run_folders(tmp_path / "out")
     assert len(folders) == 2 and all(f"run folder {f}" in res.stdout for f in folders)  # the sweep's summary
     # each job composed its config as `bench run <its overrides>` would: the overrides as typed, not Hydra's copy
