@@ -25,15 +25,22 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from torchvision.transforms import v2
 
 from bench.data import FrameDataset, make_loader, split_transform, to_device
 from bench.dataset import load_image
 from bench.detector_config import AugmentConfig
 from bench.records import Sample
-from bench.transforms import build_transform
+from bench.transforms import GaussianBlur, build_transform
 from crop_loading import make_crops
 
 AUGMENT = AugmentConfig(hflip=0.5, blur=0.5, color=0.5, jpeg=0.5)  # DeepfakeBench's, as `xception` trains
+AUGMENTATIONS = {  # the ops of bench.transforms.build_transform, each always applied
+    "flip": v2.RandomHorizontalFlip(p=1.0), "blur (OpenCV, now)": GaussianBlur(5, (0.1, 2.0)),
+    "blur (torchvision, before)": v2.GaussianBlur(5, (0.1, 2.0)),
+    "brightness/contrast": v2.ColorJitter(brightness=0.2, contrast=0.2),
+    "hue/saturation": v2.ColorJitter(hue=0.05, saturation=0.2), "JPEG 40-100": v2.JPEG(quality=(40, 100)),
+}
 CLIP_MEAN, CLIP_STD = (0.481, 0.458, 0.408), (0.269, 0.261, 0.276)
 
 
@@ -100,17 +107,18 @@ def main() -> None:
             "decode JPEG 256x256 (load_image)": per_image_ms(load_image, samples),
             f"resize to {args.size} (uint8)": per_image_ms(plain_cpu, images),
             f"resize to {args.size} + augmentations (uint8)": per_image_ms(augmented_cpu, images),
+            **{f"  one augmentation, always applied: {name}": per_image_ms(op, resized) for name, op in AUGMENTATIONS.items()},
             "normalise to float (now on the device, per batch)": per_image_ms(lambda x: normalise(x[None]), resized),
         }
         torch.set_num_threads(cores)
         throughput = {w: loader_ips(samples, augmented, args.batch, w, device) for w in workers}
 
     print(f"loader: {args.images} JPEG crops -> {args.size}px, batch {args.batch} | {machine()}")
-    print(f"{'per image, one thread':<56}{'ms':>8}")
+    print(f"{'per image, one thread':<60}{'ms':>8}")
     for what, ms in costs.items():
-        print(f"{what:<56}{ms:>8.3f}")
+        print(f"{what:<60}{ms:>8.3f}")
     decode_aug = costs["decode JPEG 256x256 (load_image)"] + costs[f"resize to {args.size} + augmentations (uint8)"]
-    print(f"{'decode + resize + augmentations':<56}{decode_aug:>8.3f}  (= {1000 / decode_aug:.0f} images/s per core)")
+    print(f"{'decode + resize + augmentations (p=0.5 each)':<60}{decode_aug:>8.3f}  (= {1000 / decode_aug:.0f} images/s per core)")
     print(f"{'loader (augmented, uint8 to the device)':<44}{'images/s':>12}{'per core':>12}")
     for w, ips in throughput.items():
         print(f"{f'num_workers={w}':<44}{ips:>12.1f}{ips / max(1, w):>12.1f}")

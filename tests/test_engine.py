@@ -119,3 +119,16 @@ def test_uint8_batches_normalised_on_the_device_equal_the_cpu_transform():
     assert b.images.dtype == torch.uint8 and a.images.dtype == torch.float32
     assert torch.equal(to_device(staged, b, torch.device("cpu")).images, a.images)
     assert to_device(staged, b, torch.device("cpu"), channels_last=True).images.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_the_opencv_gaussian_blur_is_torchvisions_within_one_grey_level():
+    from torchvision.transforms import v2
+
+    from bench.transforms import GaussianBlur
+
+    image = v2.ToImage()(np.random.default_rng(2).integers(0, 256, (40, 30, 3), dtype=np.uint8))  # (3, 40, 30)
+    for sigma in (0.1, 0.8, 2.0):
+        ours = GaussianBlur(5, (0.1, 2.0)).transform(image, {"sigma": [sigma, sigma]})
+        theirs = v2.GaussianBlur(5, (0.1, 2.0)).transform(image, {"sigma": [sigma, sigma]})
+        assert ours.shape == theirs.shape and type(ours) is type(theirs)
+        assert (ours.int() - theirs.int()).abs().max() <= 1
