@@ -62,6 +62,16 @@ def per_image_ms(fn, items: list, repeat: int = 2) -> float:
     return 1000 * best / len(items)
 
 
+def jpeg_samples(n: int, folder: str) -> list[Sample]:
+    """n 256x256 JPEG crops (q95, as `bench prepare` writes them) in `folder`, as training samples."""
+    samples = []
+    for i, crop in enumerate(make_crops(n, 256)):
+        path = Path(folder, f"{i:05d}.jpg")
+        cv2.imwrite(str(path), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+        samples.append(Sample("bench", "train", "real", i % 2, f"v{i}", 0, path=str(path)))
+    return samples
+
+
 def loader_ips(samples: list[Sample], transform, batch: int, workers: int, device: torch.device) -> float:
     loader = make_loader(FrameDataset(samples, transform), batch_size=batch, train=True, num_workers=workers,
                          device_stage=True)
@@ -92,11 +102,7 @@ def main() -> None:
     torch.set_num_threads(1)  # per-image costs on one thread, as a loader worker runs them
 
     with tempfile.TemporaryDirectory() as tmp:
-        samples = []
-        for i, crop in enumerate(make_crops(args.images, 256)):
-            path = Path(tmp, f"{i:05d}.jpg")
-            cv2.imwrite(str(path), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
-            samples.append(Sample("bench", "train", "real", i % 2, f"v{i}", 0, path=str(path)))
+        samples = jpeg_samples(args.images, tmp)
         images = [load_image(s) for s in samples]
         plain = build_transform(args.size, CLIP_MEAN, CLIP_STD, None)
         augmented = build_transform(args.size, CLIP_MEAN, CLIP_STD, AUGMENT)

@@ -1,6 +1,7 @@
 """MoA-CLIP training and inference throughput on one CUDA GPU, beside the frozen CLIP image tower it wraps.
 
     python benchmarks/moa_gpu.py [--arch ViT-B-16] [--batch 64] [--steps 20] [--warmup 5] [--domains 4]
+                                 [--ddp N] [--loader-workers K]
     python benchmarks/moa_gpu.py --smoke        # tiny tower, 2 steps, runs on CPU: checks the script only
 
 Random init (no weights needed). Synthetic batch of `--batch` images at the tower's size (224 for the CLIP ViTs),
@@ -9,16 +10,27 @@ Measures, all in one process and on the same batch:
   - training images/s with all four losses on (beta_att > 0 takes the non-fused attention path in the
     recorded block), for each of the two steps (adapters / router) and their alternation, plus the same with
     L_att off (fused attention everywhere), and the peak memory (torch.cuda.max_memory_allocated) of each;
-  - inference images/s of MoA-CLIP (router on, Eq. 6) and of the frozen CLIP tower alone, and their ratio.
-Imports only torch, open_clip and ForgeryBench's detector modules (no Hydra/MLflow).
+  - inference images/s of MoA-CLIP (router on, Eq. 6) and of the frozen CLIP tower alone, and their ratio;
+  - `--ddp N` (default: every GPU, when there are 2 or more): the alternating training step as N DDP processes
+    (NCCL, `bench.distributed.wrap`, each on batch / N) against one GPU with the whole batch: the scaling ratio;
+  - the loader (`benchmarks/loader_speed.py`): images/s of 256px JPEG crops through MoA-CLIP's transform with
+    DeepfakeBench's augmentations and `--loader-workers` workers (default: every core), uint8 to the GPU and
+    normalised there, and per core;
+  - host-device syncs per training step of the runner's loop (`bench.engine.train_one_epoch`, counted with
+    torch.cuda.set_sync_debug_mode): 0 is the goal, the loop itself reads only every `log_every` steps.
+In --smoke mode on a CPU the DDP part runs 2 gloo processes and the loader 1 worker.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
+import os
 import sys
+import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -27,6 +39,11 @@ import torch
 from bench.detectors.moa_clip import ADAPTERS, ROUTER, MoAClip, MoAClipConfig
 from bench.openclip import TINY_ARCH, BackboneConfig, build_image_tower
 from bench.records import Batch
+from bench.transforms import build_transform
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling benchmark scripts
+import ddp_cpu  # noqa: E402
+import loader_speed  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -36,6 +53,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
     p.add_argument("--warmup", type=int, default=5, help="untimed steps before each measurement")
     p.add_argument("--domains", type=int, default=4, help="training domains N (FF++: 4)")
+    p.add_argument("--ddp", type=int, default=None, help="DDP processes (default: every GPU; 0 = skip)")
+    p.add_argument("--loader-workers", type=int, default=None, help="loader workers (default: every core; -1 = skip)")
     p.add_argument("--smoke", action="store_true", help="tiny tower, batch 8, 2 steps, CPU allowed")
     return p.parse_args()
 
@@ -59,6 +78,65 @@ def timed(fn: Callable[[], None], steps: int, warmup: int, device: torch.device)
     seconds = (time.perf_counter() - t0) / steps
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else 0.0
     return seconds, peak
+
+
+def build_moa(cfg: MoAClipConfig, domains: list[str]) -> tuple[MoAClip, int]:
+    torch.manual_seed(0)  # every DDP rank builds the same model
+    return MoAClip(cfg, domains), cfg.input_size
+
+
+def ddp_rows(args: argparse.Namespace, cfg: MoAClipConfig, domains: list[str], device: torch.device) -> list[tuple[str, float, float]]:
+    """The alternating training step on one device (whole batch) and as `--ddp` DDP processes (batch / N each)."""
+    cuda = device.type == "cuda"
+    world = args.ddp if args.ddp is not None else (torch.cuda.device_count() if cuda else 2 * args.smoke)
+    if world < 2:
+        return []
+    build = functools.partial(build_moa, cfg, domains)
+    one = ddp_cpu.measure(build, args.batch, args.steps, args.warmup, device, bf16=cuda)
+    many = ddp_cpu.spawn(world, "nccl" if cuda else "gloo", functools.partial(
+        ddp_cpu._measure_on, build=build, batch=args.batch, steps=args.steps, warmup=args.warmup, bf16=cuda))
+    one_of, many_of = ("GPU", "GPUs") if cuda else ("CPU process", "CPU processes")
+    return [(f"train alternating, 1 {one_of}, batch {args.batch}", one, 0.0),
+            (f"train alternating, DDP {world} {many_of}, batch {args.batch}", many, 0.0)]
+
+
+def loader_rows(args: argparse.Namespace, model: MoAClip, device: torch.device) -> list[tuple[str, float, float]]:
+    """JPEG crops -> MoA-CLIP's transform with DeepfakeBench's augmentations -> uint8 on the device, normalised there."""
+    workers = args.loader_workers if args.loader_workers is not None else (1 if args.smoke else os.cpu_count() or 1)
+    if workers < 0:
+        return []
+    transform = build_transform(model.image_size, model.mean, model.std, loader_speed.AUGMENT)
+    with tempfile.TemporaryDirectory() as tmp:
+        samples = loader_speed.jpeg_samples(32 if args.smoke else 4 * args.batch * max(1, workers), tmp)
+        ips = loader_speed.loader_ips(samples, transform, args.batch, workers, device)
+    return [(f"loader, {workers} workers (augmented JPEG crops)", ips, 0.0),
+            (f"loader per worker", ips / max(1, workers), 0.0)]
+
+
+def syncs_per_step(model: MoAClip, batch: Batch, device: torch.device, steps: int) -> float | None:
+    """Host-device synchronisations per step of the runner's loop (bench.engine.train_one_epoch) on CUDA: the loop's
+    own reads happen every `log_every` steps (here never but at the end), so this counts the detector's."""
+    if device.type != "cuda":
+        return None
+    from torch.utils.data import DataLoader
+
+    from bench.checkpoint import TrainState
+    from bench.engine import train_one_epoch
+
+    loader = DataLoader([batch] * steps, batch_size=None, collate_fn=lambda b: b)
+    opt = torch.optim.AdamW(model.trainable_parameters(), lr=1e-4)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    model.to(device)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            train_one_epoch(model, loader, opt, sched, TrainState(), device=device, bf16=True, grad_clip=1.0,
+                            max_steps=None, progress=False, log_every=10**9)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    syncs = sum("synchronizing" in str(w.message) for w in caught)
+    return max(0, syncs - 3) / steps  # the epoch's end reads three values (checks, mean losses, first loss)
 
 
 def main() -> int:
@@ -128,6 +206,9 @@ def main() -> int:
 
     moa_ips = infer_rows(MoAClip(base, domains), "inference MoA-CLIP (router, Eq. 6)")
     clip_ips = infer_rows(build_image_tower(backbone).visual, "inference frozen CLIP tower")
+    rows += ddp_rows(args, base, domains, device)
+    rows += loader_rows(args, MoAClip(base, domains), device)
+    syncs = syncs_per_step(MoAClip(base, domains).train(), batch, device, args.steps)
 
     card = torch.cuda.get_device_name(device) if cuda else "CPU (smoke run: numbers mean nothing)"
     print(f"MoA-CLIP {args.arch} @ {size}px, batch {args.batch}, N={args.domains}, "
@@ -140,6 +221,11 @@ def main() -> int:
     print(f"ratio inference MoA-CLIP / frozen CLIP: {moa_ips / clip_ips:.3f}")
     print(f"ratio training (all losses, alternating) / frozen CLIP inference: {train_all / clip_ips:.3f}")
     print(f"ratio training all losses / L_att off: {train_all / train_fused:.3f}")
+    ddp = [ips for what, ips, _ in rows if what.startswith("train alternating, ")]
+    if ddp:
+        print(f"ratio training DDP / one device (same global batch): {ddp[1] / ddp[0]:.3f}")
+    if syncs is not None:
+        print(f"host-device syncs per training step (bench.engine loop + MoA-CLIP): {syncs:.2f}")
     return 0
 
 

@@ -18,6 +18,13 @@ def run_script(name: str, *args: str) -> str:
 def test_moa_gpu_benchmark_smoke_mode_prints_its_ratios():
     out = run_script("moa_gpu.py", "--smoke")
     assert "inference frozen CLIP tower" in out and "ratio inference MoA-CLIP / frozen CLIP" in out
+    assert "DDP 2 CPU processes" in out and "ratio training DDP / one device" in out and "loader, 1 workers" in out
+
+
+def test_loader_and_ddp_benchmarks_smoke_mode_print_their_ratios():
+    out = run_script("loader_speed.py", "--smoke")
+    assert "decode JPEG 256x256" in out and "num_workers=1" in out and "images/s per core" in out
+    assert "ratio DDP 2-process / 1-process throughput" in run_script("ddp_cpu.py", "--smoke")
 
 
 def test_crop_loading_benchmark_measures_every_format():
