@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 import torch
 from torchvision.transforms import v2
 

@@ -110,7 +110,7 @@ def loader_rows(args: argparse.Namespace, model: MoAClip, device: torch.device) 
         samples = loader_speed.jpeg_samples(32 if args.smoke else 4 * args.batch * max(1, workers), tmp)
         ips = loader_speed.loader_ips(samples, transform, args.batch, workers, device)
     return [(f"loader, {workers} workers (augmented JPEG crops)", ips, 0.0),
-            (f"loader per worker", ips / max(1, workers), 0.0)]
+            ("loader per worker", ips / max(1, workers), 0.0)]
 
 
 def syncs_per_step(model: MoAClip, batch: Batch, device: torch.device, steps: int) -> float | None:
