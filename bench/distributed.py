@@ -167,14 +167,31 @@ def gather_batch(x: torch.Tensor) -> torch.Tensor:
     """(B, ...) per rank -> (world * B, ...), in rank order, differentiable.
 
     For losses over the whole global batch (MoA-CLIP's L_att, L_sim, L_cac): every rank computes the same loss on
-    the gathered tensor. The backward of the gather sums the gradient every rank sends to a rank's slice (world
-    times the loss's own gradient), and DDP divides by world when it averages: the update equals one process's on
-    the global batch. Needs equal B on every rank (`ShardedBatchSampler` gives equal shares)."""
+    the gathered tensor. The backward sums the gradient every rank sends to a rank's slice (world times the loss's
+    own gradient), and DDP divides by world when it averages: the update equals one process's on the global batch.
+    Needs equal B on every rank (`ShardedBatchSampler` gives equal shares)."""
     if world().size == 1:
         return x
-    from torch.distributed.nn.functional import all_gather
+    return _GatherBatch.apply(x)
 
-    return torch.cat(all_gather(x.contiguous()), dim=0)
+
+class _GatherBatch(torch.autograd.Function):
+    """all_gather forward; backward: all_reduce (sum) of the whole gradient, then this rank's slice (gloo has no
+    reduce_scatter; the tensors gathered here are per-sample features and attention maps, small)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        parts = [torch.empty_like(x) for _ in range(world().size)]
+        dist.all_gather(parts, x.contiguous())
+        ctx.rows = x.shape[0]
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        start = world().rank * ctx.rows
+        return grad[start:start + ctx.rows]
 
 
 def gather_labels(x: torch.Tensor) -> torch.Tensor:

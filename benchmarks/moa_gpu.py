@@ -3,6 +3,7 @@
     python benchmarks/moa_gpu.py [--arch ViT-B-16] [--batch 64] [--steps 20] [--warmup 5] [--domains 4]
                                  [--ddp N] [--loader-workers K]
     python benchmarks/moa_gpu.py --smoke        # tiny tower, 2 steps, runs on CPU: checks the script only
+    python benchmarks/moa_gpu.py --device cpu --batch 4 --steps 3 --warmup 1 --ddp 0 --loader-workers -1   # CPU ratios
 
 Random init (no weights needed). Synthetic batch of `--batch` images at the tower's size (224 for the CLIP ViTs),
 domains assigned round-robin as the domain-balanced sampler would; bf16 autocast on CUDA, as the runner does.
@@ -10,6 +11,8 @@ Measures, all in one process and on the same batch:
   - training images/s with all four losses on (beta_att > 0 takes the non-fused attention path in the
     recorded block), for each of the two steps (adapters / router) and their alternation, plus the same with
     L_att off (fused attention everywhere), and the peak memory (torch.cuda.max_memory_allocated) of each;
+  - training images/s of a single-adapter fine-tune (the same frozen tower with one AdaptFormer-style adapter of
+    width adapter_dim per block, beside the FFN, and the cross-entropy only): what MoA-CLIP's step costs over it;
   - inference images/s of MoA-CLIP (router on, Eq. 6) and of the frozen CLIP tower alone, and their ratio;
   - `--ddp N` (default: every GPU, when there are 2 or more): the alternating training step as N DDP processes
     (NCCL, `bench.distributed.wrap`, each on batch / N) against one GPU with the whole batch: the scaling ratio;
@@ -35,9 +38,10 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import torch
+import torch.nn.functional as F
 
 from bench.detectors.moa_clip import ADAPTERS, ROUTER, MoAClip, MoAClipConfig
-from bench.openclip import TINY_ARCH, BackboneConfig, build_image_tower
+from bench.openclip import TINY_ARCH, BackboneConfig, build_image_tower, resblocks
 from bench.records import Batch
 from bench.transforms import build_transform
 
@@ -55,6 +59,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--domains", type=int, default=4, help="training domains N (FF++: 4)")
     p.add_argument("--ddp", type=int, default=None, help="DDP processes (default: every GPU; 0 = skip)")
     p.add_argument("--loader-workers", type=int, default=None, help="loader workers (default: every core; -1 = skip)")
+    p.add_argument("--device", default=None, help="cuda (default when there is one) or cpu (fp32, for CPU ratios)")
     p.add_argument("--smoke", action="store_true", help="tiny tower, batch 8, 2 steps, CPU allowed")
     return p.parse_args()
 
@@ -78,6 +83,20 @@ def timed(fn: Callable[[], None], steps: int, warmup: int, device: torch.device)
     seconds = (time.perf_counter() - t0) / steps
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else 0.0
     return seconds, peak
+
+
+class SingleAdapterFineTune(MoAClip):
+    """The baseline MoA-CLIP is compared with: one bottleneck adapter per block, no router, no domain adapters."""
+
+    def __init__(self, cfg: MoAClipConfig, domains: list[str]) -> None:
+        super().__init__(cfg, domains)
+        for block in resblocks(self.visual):
+            d = block.ln_2.normalized_shape[0]
+            block.moa = torch.nn.Sequential(torch.nn.Linear(d, cfg.adapter_dim), torch.nn.GELU(),
+                                            torch.nn.Linear(cfg.adapter_dim, d))
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        return [p for b in resblocks(self.visual) for p in b.moa.parameters()] + list(self.head.parameters())
 
 
 def build_moa(cfg: MoAClipConfig, domains: list[str]) -> tuple[MoAClip, int]:
@@ -143,10 +162,10 @@ def main() -> int:
     args = parse_args()
     if args.smoke:
         args.arch, args.batch, args.steps, args.warmup = TINY_ARCH, 8, 2, 1
-    cuda = torch.cuda.is_available()
-    if not cuda and not args.smoke:
-        print("moa_gpu.py: no CUDA device found; this benchmark needs a GPU (use --smoke to check the script on CPU)",
-              file=sys.stderr)
+    cuda = torch.cuda.is_available() and args.device != "cpu"
+    if not cuda and not args.smoke and args.device != "cpu":
+        print("moa_gpu.py: no CUDA device found; this benchmark needs a GPU (--device cpu for the CPU ratios, --smoke "
+              "to check the script)", file=sys.stderr)
         return 2
     device = torch.device("cuda" if cuda else "cpu")
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
@@ -191,6 +210,19 @@ def main() -> int:
 
     train_rows(base, "all losses")
     train_rows(replace(base, beta_att=0.0), "L_att off")
+    single = SingleAdapterFineTune(base, domains).to(device).train()
+    single_opt = torch.optim.AdamW(single.trainable_parameters(), lr=5e-4, weight_decay=0.01)
+
+    def single_step() -> None:
+        with autocast:
+            loss = F.cross_entropy(single(batch.images).float(), batch.labels)
+        single_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        single_opt.step()
+
+    sec, peak = timed(single_step, args.steps, args.warmup, device)
+    rows.append(("train single-adapter fine-tune (L_cls)", args.batch / sec, peak))
+    del single, single_opt
 
     @torch.no_grad()
     def infer_rows(model: torch.nn.Module, label: str) -> float:
@@ -210,20 +242,22 @@ def main() -> int:
     rows += loader_rows(args, MoAClip(base, domains), device)
     syncs = syncs_per_step(MoAClip(base, domains).train(), batch, device, args.steps)
 
-    card = torch.cuda.get_device_name(device) if cuda else "CPU (smoke run: numbers mean nothing)"
+    card = torch.cuda.get_device_name(device) if cuda else ("CPU (smoke run: numbers mean nothing)" if args.smoke
+                                                             else f"CPU: {loader_speed.machine()}")
     print(f"MoA-CLIP {args.arch} @ {size}px, batch {args.batch}, N={args.domains}, "
           f"{'bf16 autocast' if cuda else 'fp32'}, torch {torch.__version__}, {card}")
-    print(f"{'measurement':<44}{'images/s':>12}{'peak GiB':>10}")
+    print(f"{'measurement':<48}{'images/s':>12}{'peak GiB':>10}")
     for what, ips, peak in rows:
-        print(f"{what:<44}{ips:>12.1f}{peak:>10.2f}")
+        print(f"{what:<48}{ips:>12.{1 if ips >= 10 else 3}f}{peak:>10.2f}")
     train_all = next(ips for what, ips, _ in rows if what == "train all losses, alternating")
     train_fused = next(ips for what, ips, _ in rows if what == "train L_att off, alternating")
-    print(f"ratio inference MoA-CLIP / frozen CLIP: {moa_ips / clip_ips:.3f}")
-    print(f"ratio training (all losses, alternating) / frozen CLIP inference: {train_all / clip_ips:.3f}")
-    print(f"ratio training all losses / L_att off: {train_all / train_fused:.3f}")
+    single_ips = next(ips for what, ips, _ in rows if what.startswith("train single-adapter"))
+    print(f"ratio inference time MoA-CLIP / frozen CLIP tower: {clip_ips / moa_ips:.3f}")
+    print(f"ratio training step time MoA-CLIP (all losses, alternating) / single-adapter fine-tune: {single_ips / train_all:.3f}")
+    print(f"ratio training step time with L_att / without: {train_fused / train_all:.3f}")
     ddp = [ips for what, ips, _ in rows if what.startswith("train alternating, ")]
     if ddp:
-        print(f"ratio training DDP / one device (same global batch): {ddp[1] / ddp[0]:.3f}")
+        print(f"ratio training throughput DDP / one device (same global batch): {ddp[1] / ddp[0]:.3f}")
     if syncs is not None:
         print(f"host-device syncs per training step (bench.engine loop + MoA-CLIP): {syncs:.2f}")
     return 0

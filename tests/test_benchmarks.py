@@ -17,8 +17,9 @@ def run_script(name: str, *args: str) -> str:
 
 def test_moa_gpu_benchmark_smoke_mode_prints_its_ratios():
     out = run_script("moa_gpu.py", "--smoke")
-    assert "inference frozen CLIP tower" in out and "ratio inference MoA-CLIP / frozen CLIP" in out
-    assert "DDP 2 CPU processes" in out and "ratio training DDP / one device" in out and "loader, 1 workers" in out
+    assert "inference frozen CLIP tower" in out and "ratio inference time MoA-CLIP / frozen CLIP tower" in out
+    assert "single-adapter fine-tune" in out and "ratio training step time with L_att / without" in out
+    assert "DDP 2 CPU processes" in out and "ratio training throughput DDP / one device" in out and "loader, 1 workers" in out
 
 
 def test_loader_and_ddp_benchmarks_smoke_mode_print_their_ratios():
