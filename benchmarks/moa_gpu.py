@@ -7,13 +7,15 @@
 
 Random init (no weights needed). Synthetic batch of `--batch` images at the tower's size (224 for the CLIP ViTs),
 domains assigned round-robin as the domain-balanced sampler would; bf16 autocast on CUDA, as the runner does.
-Measures, all in one process and on the same batch:
+Measures, all in one process and on the same batch (`--repeat` R: R interleaved rounds, the best of each row):
   - training images/s with all four losses on (beta_att > 0 takes the non-fused attention path in the
     recorded block), for each of the two steps (adapters / router) and their alternation, plus the same with
     L_att off (fused attention everywhere), and the peak memory (torch.cuda.max_memory_allocated) of each;
   - training images/s of a single-adapter fine-tune (the same frozen tower with one AdaptFormer-style adapter of
     width adapter_dim per block, beside the FFN, and the cross-entropy only): what MoA-CLIP's step costs over it;
   - inference images/s of MoA-CLIP (router on, Eq. 6) and of the frozen CLIP tower alone, and their ratio;
+  - the alternating training step and inference with MoA-CLIP's plain paths (benchmarks/moa_reference.py: the
+    frozen nn.MultiheadAttention, every adapter computed), before / after;
   - `--ddp N` (default: every GPU, when there are 2 or more): the alternating training step as N DDP processes
     (NCCL, `bench.distributed.wrap`, each on batch / N) against one GPU with the whole batch: the scaling ratio;
   - the loader (`benchmarks/loader_speed.py`): images/s of 256px JPEG crops through MoA-CLIP's transform with
@@ -48,6 +50,7 @@ from bench.transforms import build_transform
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling benchmark scripts
 import ddp_cpu  # noqa: E402
 import loader_speed  # noqa: E402
+from moa_reference import plain_paths  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -59,6 +62,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--domains", type=int, default=4, help="training domains N (FF++: 4)")
     p.add_argument("--ddp", type=int, default=None, help="DDP processes (default: every GPU; 0 = skip)")
     p.add_argument("--loader-workers", type=int, default=None, help="loader workers (default: every core; -1 = skip)")
+    p.add_argument("--repeat", type=int, default=1, help="interleaved rounds; each row keeps its best (noisy machines)")
     p.add_argument("--device", default=None, help="cuda (default when there is one) or cpu (fp32, for CPU ratios)")
     p.add_argument("--smoke", action="store_true", help="tiny tower, batch 8, 2 steps, CPU allowed")
     return p.parse_args()
@@ -97,6 +101,12 @@ class SingleAdapterFineTune(MoAClip):
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         return [p for b in resblocks(self.visual) for p in b.moa.parameters()] + list(self.head.parameters())
+
+
+def _plain(fn: Callable[..., None], *args) -> None:
+    """`fn` with MoA-CLIP's plain attention and dense adapters (benchmarks/moa_reference.py)."""
+    with plain_paths():
+        fn(*args)
 
 
 def build_moa(cfg: MoAClipConfig, domains: list[str]) -> tuple[MoAClip, int]:
@@ -184,60 +194,55 @@ def main() -> int:
                   labels=torch.randint(0, 2, (args.batch,), generator=g),
                   domains=torch.arange(args.batch) % args.domains, index=torch.arange(args.batch)).to(device)
 
-    rows: list[tuple[str, float, float]] = []  # (what, images/s, peak GiB)
-
-    def train_rows(cfg: MoAClipConfig, label: str) -> None:
-        model = MoAClip(cfg, domains).to(device).train()
-        opt = torch.optim.AdamW(model.trainable_parameters(), lr=5e-4, weight_decay=0.01)
-        step = 0
+    def trainer(model: torch.nn.Module, loss: Callable[[], torch.Tensor]) -> Callable[[int | None], None]:
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-4, weight_decay=0.01)
+        count = [0]
 
         def train_step(phase_step: int | None) -> None:
-            nonlocal step
-            model.training_phase(epoch=0, step=step if phase_step is None else phase_step)
+            # schedule="iteration", phase_period=1: even steps are step 1 (adapters), odd steps step 2 (router)
+            model.training_phase(epoch=0, step=count[0] if phase_step is None else phase_step)
             with autocast:
-                loss = model.training_loss(batch).total
+                value = loss()
             opt.zero_grad(set_to_none=True)
-            loss.float().backward()
-            torch.nn.utils.clip_grad_norm_(model.trainable_parameters(), 1.0)
+            value.float().backward()
+            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
             opt.step()
-            step += 1
+            count[0] += 1
 
-        # schedule="iteration", phase_period=1: even steps are step 1 (adapters), odd steps step 2 (router)
-        for name, fixed in ((ADAPTERS, 0), (ROUTER, 1), ("alternating", None)):
-            sec, peak = timed(lambda: train_step(fixed), args.steps, args.warmup, device)
-            rows.append((f"train {label}, {name}", args.batch / sec, peak))
-        del model, opt
+        return train_step
 
-    train_rows(base, "all losses")
-    train_rows(replace(base, beta_att=0.0), "L_att off")
-    single = SingleAdapterFineTune(base, domains).to(device).train()
-    single_opt = torch.optim.AdamW(single.trainable_parameters(), lr=5e-4, weight_decay=0.01)
-
-    def single_step() -> None:
-        with autocast:
-            loss = F.cross_entropy(single(batch.images).float(), batch.labels)
-        single_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        single_opt.step()
-
-    sec, peak = timed(single_step, args.steps, args.warmup, device)
-    rows.append(("train single-adapter fine-tune (L_cls)", args.batch / sec, peak))
-    del single, single_opt
-
-    @torch.no_grad()
-    def infer_rows(model: torch.nn.Module, label: str) -> float:
+    def forward(model: torch.nn.Module) -> Callable[[], None]:
         model = model.to(device).eval()
 
-        def forward() -> None:
+        @torch.no_grad()
+        def run() -> None:
             with autocast:
                 model(batch.images)
 
-        sec, peak = timed(forward, args.steps, args.warmup, device)
-        rows.append((label, args.batch / sec, peak))
-        return args.batch / sec
+        return run
 
-    moa_ips = infer_rows(MoAClip(base, domains), "inference MoA-CLIP (router, Eq. 6)")
-    clip_ips = infer_rows(build_image_tower(backbone).visual, "inference frozen CLIP tower")
+    cases: dict[str, Callable[[], None]] = {}  # row -> one timed call
+    for cfg, label in ((base, "all losses"), (replace(base, beta_att=0.0), "L_att off")):
+        model = MoAClip(cfg, domains).to(device).train()
+        step = trainer(model, lambda model=model: model.training_loss(batch).total)
+        for name, fixed in ((ADAPTERS, 0), (ROUTER, 1), ("alternating", None)):
+            cases[f"train {label}, {name}"] = functools.partial(step, fixed)
+        if label == "all losses":
+            cases[f"train {label}, alternating, plain paths (before)"] = functools.partial(_plain, step, None)
+    single = SingleAdapterFineTune(base, domains).to(device).train()
+    cases["train single-adapter fine-tune (L_cls)"] = functools.partial(trainer(single, lambda: F.cross_entropy(
+        single(batch.images).float(), batch.labels)), None)
+    moa_eval = forward(MoAClip(base, domains))
+    cases["inference MoA-CLIP (router, Eq. 6)"] = moa_eval
+    cases["inference MoA-CLIP, plain paths (before)"] = functools.partial(_plain, moa_eval)
+    cases["inference frozen CLIP tower"] = forward(build_image_tower(backbone).visual)
+    best: dict[str, tuple[float, float]] = {}  # row -> (images/s, peak GiB): the best of --repeat interleaved rounds
+    for _ in range(args.repeat):
+        for what, fn in cases.items():
+            sec, peak = timed(fn, args.steps, args.warmup, device)
+            best[what] = max(best.get(what, (0.0, 0.0)), (args.batch / sec, peak))
+    rows: list[tuple[str, float, float]] = [(what, ips, peak) for what, (ips, peak) in best.items()]
+    moa_ips, clip_ips = best["inference MoA-CLIP (router, Eq. 6)"][0], best["inference frozen CLIP tower"][0]
     rows += ddp_rows(args, base, domains, device)
     rows += loader_rows(args, MoAClip(base, domains), device)
     syncs = syncs_per_step(MoAClip(base, domains).train(), batch, device, args.steps)
@@ -246,15 +251,18 @@ def main() -> int:
                                                              else f"CPU: {loader_speed.machine()}")
     print(f"MoA-CLIP {args.arch} @ {size}px, batch {args.batch}, N={args.domains}, "
           f"{'bf16 autocast' if cuda else 'fp32'}, torch {torch.__version__}, {card}")
-    print(f"{'measurement':<48}{'images/s':>12}{'peak GiB':>10}")
+    print(f"{'measurement':<54}{'images/s':>12}{'peak GiB':>10}")
     for what, ips, peak in rows:
-        print(f"{what:<48}{ips:>12.{1 if ips >= 10 else 3}f}{peak:>10.2f}")
+        print(f"{what:<54}{ips:>12.{1 if ips >= 10 else 3}f}{peak:>10.2f}")
     train_all = next(ips for what, ips, _ in rows if what == "train all losses, alternating")
     train_fused = next(ips for what, ips, _ in rows if what == "train L_att off, alternating")
     single_ips = next(ips for what, ips, _ in rows if what.startswith("train single-adapter"))
     print(f"ratio inference time MoA-CLIP / frozen CLIP tower: {clip_ips / moa_ips:.3f}")
     print(f"ratio training step time MoA-CLIP (all losses, alternating) / single-adapter fine-tune: {single_ips / train_all:.3f}")
     print(f"ratio training step time with L_att / without: {train_fused / train_all:.3f}")
+    print(f"ratio training step time plain paths (before) / fast paths: "
+          f"{train_all / best['train all losses, alternating, plain paths (before)'][0]:.3f}; inference: "
+          f"{moa_ips / best['inference MoA-CLIP, plain paths (before)'][0]:.3f}")
     ddp = [ips for what, ips, _ in rows if what.startswith("train alternating, ")]
     if ddp:
         print(f"ratio training throughput DDP / one device (same global batch): {ddp[1] / ddp[0]:.3f}")

@@ -11,25 +11,18 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from bench.detectors.moa_clip import AdapterBank, MoABlock
+from bench.detectors.moa_clip import AdapterBank
 from moa_ranks import global_batch, rank_main, step, tiny_model
-
-
-def _mha_attention(self, h, mask):
-    """The path before: the frozen nn.MultiheadAttention itself (probabilities per head when L_att reads them)."""
-    record = self.record_attention is not None
-    out, probs = self.attn(h, h, h, need_weights=record, average_attn_weights=False, attn_mask=mask)
-    return out, probs
+from moa_reference import plain_paths
 
 
 @pytest.mark.parametrize("phase_step", [0, 1])  # step 1 (adapters, one-hot routing) and step 2 (router)
-def test_fast_attention_and_adapters_give_the_losses_and_gradients_of_the_plain_path(phase_step, monkeypatch):
+def test_fast_attention_and_adapters_give_the_losses_and_gradients_of_the_plain_path(phase_step):
     model = tiny_model()
     fast = step(model, global_batch(), model.training_loss, phase_step)
-    monkeypatch.setattr(MoABlock, "_attention", _mha_attention)
-    monkeypatch.setattr("bench.detectors.moa_clip.MoA.forward", _dense_moa_forward)
     model = tiny_model()
-    plain = step(model, global_batch(), model.training_loss, phase_step)
+    with plain_paths():
+        plain = step(model, global_batch(), model.training_loss, phase_step)
     assert fast["terms"].keys() == plain["terms"].keys() == {"att", "cac", "sim"}
     for k in fast["terms"]:
         assert fast["terms"][k] == pytest.approx(plain["terms"][k], rel=1e-5, abs=1e-7), k
@@ -38,13 +31,6 @@ def test_fast_attention_and_adapters_give_the_losses_and_gradients_of_the_plain_
         if a is not None:
             assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
     assert any(g is not None and g.abs().sum() > 0 for g in fast["grads"])
-
-
-def _dense_moa_forward(self, h):
-    """Every adapter computed, the one-hot weights zeroing the unused ones (before step 1 skipped them)."""
-    alpha = self.fixed_alpha.unsqueeze(1) if self.fixed_alpha is not None else self.router(h)
-    weights = torch.cat([torch.ones_like(alpha[..., :1]), alpha], dim=-1)
-    return self.adapters(h, weights)
 
 
 def test_selected_adapters_equal_the_dense_bank_with_one_hot_weights():
