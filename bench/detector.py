@@ -9,30 +9,18 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from omegaconf import MISSING
 from torch import nn
 
+from bench.detector_config import DetectorConfig
 from bench.records import Batch, LossOutput
-from bench.transforms import AugmentConfig, build_transform
+from bench.transforms import build_transform
 
 Transform = Callable[[np.ndarray], torch.Tensor]  # (H, W, 3) uint8 -> (3, S, S) float
-
-
-@dataclass
-class DetectorConfig:
-    """Fields every detector config has; subclasses add their own (with published defaults)."""
-
-    name: str = MISSING  # registry name; selects the class (never a free import path)
-    input_size: int = 224
-    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 class Detector(nn.Module, ABC):
@@ -40,16 +28,21 @@ class Detector(nn.Module, ABC):
 
     Class attributes a subclass sets:
       name, description: registry name and a one-line description for `bench list`.
-      config_class: a dataclass (subclass of DetectorConfig) whose defaults are the published settings.
-      recipe: trainer overrides for its published training recipe (optimiser, lr, batch, epochs, sampler...).
-      tiny: detector-config overrides that make it train in seconds on CPU (`scale=tiny`, used by the demo/tests).
+      config_class: a dataclass (subclass of DetectorConfig) whose defaults are the published settings; its
+        ClassVars `recipe` and `tiny` hold the training recipe and the tiny variant (composition reads them
+        without importing this module, see bench/detector_config.py).
     """
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
     config_class: ClassVar[type[DetectorConfig]] = DetectorConfig
-    recipe: ClassVar[dict[str, Any]] = {}
-    tiny: ClassVar[dict[str, Any]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        misplaced = sorted({"recipe", "tiny"} & set(vars(cls)))
+        if misplaced:  # they moved to the config class; refusing beats silently ignoring them
+            raise TypeError(f"{cls.__qualname__}: set {' and '.join(misplaced)} as ClassVars of its config class "
+                            f"({cls.config_class.__qualname__}), not on the detector class")
 
     def __init__(self, cfg: Any, domains: Sequence[str]) -> None:
         """`domains`: the run's training domain names; `Batch.domains` indexes this list."""
@@ -96,6 +89,15 @@ class Detector(nn.Module, ABC):
         single-phase detectors return None.
         """
         return None
+
+    def needs_images(self, n_samples: int) -> bool:
+        """Asked by the runner before every training epoch over `n_samples` samples (indices 0..n-1).
+
+        A detector that can compute every training sample's loss from `Batch.index` alone (it has cached all their
+        features, and its training transform is deterministic) returns False: the epoch then reads and transforms
+        no image, and `Batch.images` is empty, shape (B, 0). Default: True.
+        """
+        return True
 
     @torch.no_grad()
     def predict_proba(self, images: torch.Tensor) -> torch.Tensor:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+RANK_ERRORS_ENV = "BENCH_RANK_ERRORS"  # set by `bench run trainer.devices=N` for its ranks (bench.distributed.launch)
+
 
 class BenchError(Exception):
     """A problem the user can fix; `key` names the config key (or environment variable) to set."""
@@ -19,3 +24,17 @@ class BenchError(Exception):
 
 class DataRootMissing(BenchError):
     """A dataset root is not configured or does not exist."""
+
+
+class BenchWarning(UserWarning):
+    """Something the user should know that does not stop the command; the CLI prints it as one `bench: warning:` line."""
+
+
+def report_rank_error(line: str) -> bool:
+    """In a rank started by `bench run trainer.devices=N`: leave the error line for the launcher, which prints the
+    first one (the root cause; the other ranks were stopped because of it). False elsewhere: print it yourself."""
+    folder = os.environ.get(RANK_ERRORS_ENV)
+    if not folder or "RANK" not in os.environ:
+        return False
+    Path(folder, f"rank{os.environ['RANK']}.txt").write_text(line + "\n")
+    return True

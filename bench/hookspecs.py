@@ -21,10 +21,11 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 @hookspec
 def bench_register_detectors(register: Registrar) -> None:
-    """Register detector classes: ``register(name, "pkg.module:Class", description=...)``.
+    """Register detector classes: ``register(name, "pkg.module:Class", description, config="pkg.cfg:Config")``.
 
-    The class subclasses ``bench.detector.Detector``; its ``config_class`` becomes the Hydra config
-    ``detector/<name>``, its ``recipe`` the trainer defaults and its ``tiny`` the ``scale=tiny`` variant.
+    The class subclasses ``bench.detector.Detector``; its config class becomes the Hydra config
+    ``detector/<name>``, that config class's ``recipe`` the trainer defaults and its ``tiny`` the ``scale=tiny``
+    variant. ``config`` (optional) names the config class in a torch-free module, so composing never imports the model.
     """
 
 
@@ -32,8 +33,8 @@ def bench_register_detectors(register: Registrar) -> None:
 def bench_register_datasets(register: Registrar) -> None:
     """Register dataset adapters: ``register(name, "pkg.module:Class", description=...)``.
 
-    The class subclasses ``bench.dataset.DatasetAdapter``; its ``config_class`` becomes ``dataset/<name>`` and
-    ``datasets.<name>`` in every run config.
+    The class subclasses ``bench.dataset.DatasetAdapter``; its config class becomes the node ``datasets.<name>``
+    of every run config (``datasets.<name>.root=...``); protocols name the dataset in their splits.
     """
 
 
@@ -51,4 +52,11 @@ def bench_register_configs(store: ConfigRegistrar) -> None:
 
     Use it for protocols (``group="protocol"``), trainer presets or detector variants that are not a class's
     defaults.
+    """
+
+
+@hookspec
+def bench_register_tables(register: Registrar) -> None:
+    """Register leaderboard tables: ``register(name, spec)`` with a ``bench.leaderboards.spec.TableSpec`` (or a
+    ``"pkg.module:SPEC"`` string naming one) whose ``name`` is ``name``; ``bench leaderboard --table <name>`` renders it.
     """

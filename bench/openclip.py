@@ -42,12 +42,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from bench.detector_config import TINY_ARCH, BackboneConfig
 from bench.errors import BenchError
 
 if TYPE_CHECKING:
     import types
-
-TINY_ARCH = "ViT-Tiny-test"
 
 # Architectures registered by this module (not open_clip's table): CPU-sized towers for the demo and the tests.
 # Same schema as open_clip's model_configs/*.json; kept here rather than written into site-packages.
@@ -62,15 +61,6 @@ _LOCAL_ARCHS: dict[str, dict[str, Any]] = {
 # Tags of the local archs: "synthetic" = pretrained contrastively on the synthetic benchmark's real videos
 # (bench.tiny_tower), the demo's stand-in for CLIP's weights; OpenAI's preprocessing (the default) and QuickGELU.
 _LOCAL_TAGS: dict[str, dict[str, Any]] = {"synthetic": {"local": True, "quick_gelu": True}}
-
-
-@dataclass
-class BackboneConfig:
-    arch: str = "ViT-B-16"  # open_clip model name (ViT-B-32, ViT-B-16, ViT-L-14, ...) or TINY_ARCH
-    pretrained: str | None = "openai"  # tag of open_clip's table, local checkpoint file, or null = random init
-    quick_gelu: bool | None = None  # null = the tag's setting; OpenAI's (True) for a file or random init
-    mean: tuple[float, float, float] | None = None  # null = the tag's; OpenAI's for a file or random init
-    std: tuple[float, float, float] | None = None
 
 
 @dataclass

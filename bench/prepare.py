@@ -1,167 +1,46 @@
-"""`bench prepare`: video dataset -> evenly spaced frames -> largest-face crops (cached) -> parquet manifest.
+"""`bench prepare`: video dataset -> evenly spaced frames -> one face per frame (cached crops) -> parquet manifest.
 
 Cache layout, under the dataset's cache folder (`<paths.cache>/<dataset>`, the adapter's `cache_dir`):
 
-    manifest.parquet                          every sampled frame, whatever its status (ok / no_face / decode_error)
-    crops/<variant>/<video key>/000123.jpg    face crop of frame 123 (JPEG q95: see benchmarks/crop_loading.py)
-    crops/<variant>/<video key>/done.json     the video's per-frame results, written last: the resume marker
+    manifests/<fingerprint>.parquet                     every sampled frame, whatever its status (bench/manifest.py)
+    crops/<variant>/<source>/<video key>/000123.jpg     face crop of frame 123 (JPEG q95: see benchmarks/crop_loading.py)
+    crops/<variant>/<source>/<video key>/done.json      the video's per-frame results, written last: the resume marker
 
-`<variant>` names everything that changes the pixels (face detector and its options, margin, size, format), so
-crops of different settings never mix and switching back to earlier settings resumes instantly. Every file is
-written to a temporary name and renamed (atomic on POSIX): a killed run leaves no half-written crop, and a video
-without `done.json` is simply redone. A `done.json` is reused only while the video file keeps its size and
-mtime and the frame count asked for is unchanged.
+`<fingerprint>` hashes the dataset's config (root, compression, methods, fractions), `<source>` the folder of the
+video file and `<variant>` everything that changes the pixels or the face chosen: two roots, c23 and c40, or two
+detector settings never share crops or a manifest, and switching back to earlier settings resumes instantly. A
+`done.json` is reused only while the video file keeps its size and mtime and the frame count asked for is
+unchanged. The work per video is `bench.crops.prepare_video`; backends run it in-process, in a local process pool
+(default; its workers die with the parent) or as Ray tasks (`prepare.backend=ray`, bench/prepare_ray.py).
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import os
-import re
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from bench.config import PrepareConfig
-from bench.dataset import SPLITS, VideoDatasetAdapter, VideoRecord
+from bench.crops import DONE, HOST, TMP_SUFFIX, VideoJob, VideoResult, file_stamp, source_dir, variant, video_dir
+from bench.dataset import SPLITS, VideoDatasetAdapter
+from bench.datasets._common import hash_unit
 from bench.errors import BenchError
-from bench.faces import Box, FaceDetector, build_face_detector, crop_box, largest, square_crop
-from bench.manifest import DECODE_ERROR, MANIFEST, META_KEY, NO_FACE, OK, failures, read_manifest_meta
-from bench.video import VideoDecodeError, VideoReader, even_indices
+from bench.faces import FaceDetector, build_face_detector
+from bench.faces.track import SELECTIONS
+from bench.manifest import OK, failures, manifest_path, read_manifest_meta, write_manifest_table
+from bench.workers import run_pool
 
-if TYPE_CHECKING:  # pandas is imported where used: bench.config imports PrepareConfig from here on every command
+if TYPE_CHECKING:  # pandas is imported where used: the CLI imports this module for every `bench prepare`
     import pandas as pd
 
-DONE = "done.json"
-FORMATS = ("jpg", "png")  # both are read by bench.dataset.load_image (PIL)
+FORMATS = ("jpg", "png")  # both are read by bench.dataset.load_image
+BACKENDS = ("process", "ray")
+OTHER_HOST_STALE_S = 3600  # a temporary file of another machine is stale after this long
 
-
-def variant(cfg: PrepareConfig) -> str:
-    name = f"{cfg.face_detector}_m{cfg.margin:g}_s{cfg.size}_{cfg.format}" + (f"{cfg.quality}" if cfg.format == "jpg" else "")
-    if cfg.face_detector_options:
-        options = json.dumps(dict(cfg.face_detector_options), sort_keys=True, default=str)
-        name += "_" + hashlib.sha1(options.encode()).hexdigest()[:8]
-    return name
-
-
-def video_dir(key: str) -> Path:
-    """Folder of a video key ("ffpp/Deepfakes/000_003" -> ffpp/Deepfakes/000_003); odd characters are replaced
-    and a hash of the key appended, so distinct keys never share a folder."""
-    parts = [re.sub(r"[^\w.\-]", "_", p) for p in key.split("/")]
-    parts = [p if p.strip(".") else "_" for p in parts]
-    if "/".join(parts) != key:
-        parts[-1] += "_" + hashlib.sha1(key.encode()).hexdigest()[:8]
-    return Path(*parts)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def encode_image(crop: np.ndarray, fmt: str, quality: int) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    # JPEG keeps PIL's default 4:2:0 chroma subsampling: the source videos are yuv420 already.
-    Image.fromarray(crop).save(buf, format="JPEG" if fmt == "jpg" else "PNG", **({"quality": quality} if fmt == "jpg" else {}))
-    return buf.getvalue()
-
-
-# ---- one video (runs in a worker process) ---------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class VideoJob:
-    record: VideoRecord
-    count: int  # frames to sample
-    folder: Path  # this video's crops and done.json
-
-
-@dataclass
-class FrameResult:
-    frame: int  # -1: the video itself could not be read
-    status: str
-    error: str = ""
-    crop: str | None = None  # file name inside the video's folder
-    face: Box | None = None  # largest detected face, frame pixels
-
-
-@dataclass
-class VideoResult:
-    stamp: list[int] | None  # (size, mtime_ns) of the video file when it was prepared
-    count: int
-    n_frames: int
-    frames: list[FrameResult]
-
-    @classmethod
-    def from_json(cls, text: str) -> VideoResult:
-        d = json.loads(text)
-        frames = [FrameResult(**{**f, "face": tuple(f["face"]) if f["face"] else None}) for f in d.pop("frames")]
-        return cls(frames=frames, **d)
-
-
-def file_stamp(path: str) -> list[int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return [st.st_size, st.st_mtime_ns]
-
-
-def prepare_video(job: VideoJob, cfg: PrepareConfig, detector: FaceDetector) -> VideoResult:
-    job.folder.mkdir(parents=True, exist_ok=True)
-    for stale in job.folder.glob(".*.tmp"):  # left by a killed run
-        stale.unlink()
-    stamp = file_stamp(job.record.path)
-    try:
-        with VideoReader(job.record.path) as reader:
-            n = len(reader)
-            frames = [crop_frame(i, img, job.folder, cfg, detector) for i, img in reader.read(even_indices(n, job.count))]
-    except VideoDecodeError as err:
-        n, frames = 0, [FrameResult(-1, DECODE_ERROR, str(err))]
-    result = VideoResult(stamp=stamp, count=job.count, n_frames=n, frames=frames)
-    atomic_write(job.folder / DONE, json.dumps(asdict(result)).encode())
-    return result
-
-
-def crop_frame(index: int, img: np.ndarray | VideoDecodeError, folder: Path, cfg: PrepareConfig,
-               detector: FaceDetector) -> FrameResult:
-    if isinstance(img, VideoDecodeError):
-        return FrameResult(index, DECODE_ERROR, str(img))
-    face = largest(detector.detect(img))  # (H, W, 3) frame; other faces are ignored
-    if face is None:
-        return FrameResult(index, NO_FACE)
-    crop = square_crop(img, crop_box(face, cfg.margin, img.shape[1], img.shape[0]), cfg.size)  # (size, size, 3)
-    name = f"{index:06d}.{cfg.format}"
-    atomic_write(folder / name, encode_image(crop, cfg.format, cfg.quality))
-    return FrameResult(index, OK, crop=name, face=face)
-
-
-_worker_detector: FaceDetector | None = None  # one per worker process (detectors hold unpicklable native state)
-
-
-def _init_worker(detector_cls: type[FaceDetector], cfg: PrepareConfig) -> None:
-    import cv2
-
-    global _worker_detector
-    cv2.setNumThreads(1)  # parallelism comes from the processes
-    _worker_detector = build_face_detector(detector_cls, cfg.face_detector_options)
-
-
-def _run_job(job: VideoJob, cfg: PrepareConfig) -> VideoResult:
-    assert _worker_detector is not None
-    return prepare_video(job, cfg, _worker_detector)
-
-
-# ---- a whole dataset -------------------------------------------------------------------------------------------
 
 @dataclass
 class PrepareSummary:
@@ -174,6 +53,7 @@ class PrepareSummary:
     unreadable: list[tuple[str, str]]  # (video key, reason)
     seconds: float
     manifest: Path
+    flagged: dict[str, list[str]] = field(default_factory=dict)  # unstable / low_confidence -> video keys
 
     @property
     def ok(self) -> int:
@@ -185,6 +65,9 @@ class PrepareSummary:
         lines += [f"  {key}: {reason}" for key, reason in self.unreadable[:10]]
         if len(self.unreadable) > 10:
             lines.append(f"  ... and {len(self.unreadable) - 10} more (column `error` of the manifest)")
+        for flag, keys in self.flagged.items():
+            lines.append(f"{len(keys)} {flag} face track{'s' * (len(keys) != 1)} (check their crops; column "
+                         f"`track_flags`): {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}")
         lines.append(f"manifest: {self.manifest}")
         return "\n".join(lines)
 
@@ -199,9 +82,17 @@ def check_config(cfg: PrepareConfig) -> None:
             raise BenchError(f"prepare.frames.{split} must be a positive frame count", key=f"prepare.frames.{split}")
     if cfg.margin < 1 or cfg.size <= 0:
         raise BenchError("prepare.margin must be >= 1 and prepare.size > 0", key="prepare.margin")
+    if cfg.selection not in SELECTIONS:
+        raise BenchError(f"prepare.selection must be one of {SELECTIONS}, got {cfg.selection!r}", key="prepare.selection")
+    if cfg.detect_every < 1:
+        raise BenchError("prepare.detect_every must be >= 1 (1 = search every frame in full)", key="prepare.detect_every")
+    if cfg.max_videos is not None and cfg.max_videos < 1:
+        raise BenchError("prepare.max_videos must be >= 1, or null for every video", key="prepare.max_videos")
+    if cfg.backend not in BACKENDS:
+        raise BenchError(f"prepare.backend must be one of {BACKENDS}, got {cfg.backend!r}", key="prepare.backend")
 
 
-def _reusable(job: VideoJob) -> VideoResult | None:
+def reusable(job: VideoJob) -> VideoResult | None:
     try:
         done = VideoResult.from_json((job.folder / DONE).read_text())
     except (OSError, ValueError, TypeError, KeyError):
@@ -209,17 +100,63 @@ def _reusable(job: VideoJob) -> VideoResult | None:
     return done if done.count == job.count and done.stamp == file_stamp(job.record.path) else None
 
 
+def _trial_subset(records: list, limit: int | None) -> list:
+    """At most `limit` videos, a fixed subset spread over domains (round robin in a stable hashed order)."""
+    if limit is None or len(records) <= limit:
+        return records
+    by_domain: dict[str, list] = {}
+    for r in sorted(records, key=lambda r: hash_unit(r.video)):
+        by_domain.setdefault(r.domain, []).append(r)
+    queues, keep = list(by_domain.values()), []
+    while len(keep) < limit:
+        for q in queues:
+            if q and len(keep) < limit:
+                keep.append(q.pop(0))
+    kept = {r.video for r in keep}
+    return [r for r in records if r.video in kept]  # listing order
+
+
 def list_jobs(adapter: VideoDatasetAdapter, cfg: PrepareConfig) -> list[VideoJob]:
     base = adapter.cache_dir / "crops" / variant(cfg)
     jobs, split_of = [], {}
     for split in cfg.splits:
-        for rec in adapter.videos(split):
+        for rec in _trial_subset(adapter.videos(split), cfg.max_videos):
             if rec.video in split_of:
                 raise BenchError(f"dataset {adapter.name!r} lists video {rec.video!r} in splits {split_of[rec.video]!r} "
                                  f"and {split!r}; a video must belong to one split")
             split_of[rec.video] = split
-            jobs.append(VideoJob(rec, cfg.frames[split], base / video_dir(rec.video)))
+            jobs.append(VideoJob(rec, cfg.frames[split], base / source_dir(rec.path) / video_dir(rec.video)))
     return jobs
+
+
+def clean_stale_tmp(folder: Path) -> int:
+    """Remove temporary files that a dead writer on this host left (a live one's name carries its pid)."""
+    removed = 0
+    if not folder.is_dir():
+        return 0
+    for dirpath, _, files in os.walk(folder):
+        for name in files:
+            if not (name.startswith(".") and name.endswith(TMP_SUFFIX)):
+                continue
+            path = Path(dirpath, name)
+            parts = name[1:-len(TMP_SUFFIX)].rsplit(".", 2)  # [file name, host, pid]
+            if len(parts) == 3 and parts[1] == HOST and parts[2].isdigit() and _alive(int(parts[2])):
+                continue  # a live writer on this machine
+            if (len(parts) != 3 or parts[1] != HOST) and time.time() - path.stat().st_mtime < OTHER_HOST_STALE_S:
+                continue  # maybe a live writer on another machine of a cluster sharing this cache
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def prepare_dataset(adapter: VideoDatasetAdapter, cfg: PrepareConfig, detector_cls: type[FaceDetector]) -> PrepareSummary:
@@ -233,11 +170,10 @@ def prepare_dataset(adapter: VideoDatasetAdapter, cfg: PrepareConfig, detector_c
     if not jobs:
         raise BenchError(f"dataset {adapter.name!r} lists no videos in splits {cfg.splits} under {adapter.root}",
                          key=f"datasets.{adapter.name}.root")
-    results = {} if cfg.overwrite else {j.record.video: r for j in jobs if (r := _reusable(j)) is not None}
+    clean_stale_tmp(adapter.cache_dir)
+    results = {} if cfg.overwrite else {j.record.video: r for j in jobs if (r := reusable(j)) is not None}
     todo = [j for j in jobs if j.record.video not in results]
-    workers = min(cfg.workers or os.cpu_count() or 1, max(len(todo), 1))
     bar = tqdm(total=len(jobs), initial=len(results), desc=f"prepare {adapter.name}", unit="video", disable=not cfg.progress)
-
     tally: Counter[str] = Counter()
 
     def done(job: VideoJob, result: VideoResult) -> None:
@@ -247,28 +183,22 @@ def prepare_dataset(adapter: VideoDatasetAdapter, cfg: PrepareConfig, detector_c
         bar.update()
 
     with bar:
-        if workers <= 1:
-            for job in todo:
-                done(job, prepare_video(job, cfg, detector))
-        else:
-            import multiprocessing
+        if cfg.backend == "ray":
+            from bench.prepare_ray import run_ray
 
-            # spawn, not fork: OpenCV's and FFmpeg's thread pools do not survive a fork
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
-                                     initargs=(detector_cls, cfg)) as pool:
-                futures = {pool.submit(_run_job, job, cfg): job for job in todo}
-                try:
-                    for fut in as_completed(futures):
-                        done(futures[fut], fut.result())
-                except BaseException:
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    raise
+            run_ray(todo, cfg, detector_cls, done)
+        else:
+            run_pool(todo, cfg, detector_cls, detector, done)
     frame = manifest_frame(adapter, jobs, results)
-    path = write_manifest(adapter.cache_dir, frame, cfg)
+    path = write_manifest(adapter, frame, cfg)
     counts = Counter(frame.loc[frame.frame >= 0, "status"])
     unreadable = [(r.video, r.error) for r in frame[frame.frame < 0].itertuples()]
+    flagged: dict[str, list[str]] = {}
+    for job in jobs:
+        for flag in results[job.record.video].flags:
+            flagged.setdefault(flag, []).append(job.record.video)
     return PrepareSummary(adapter.name, variant(cfg), len(jobs), len(jobs) - len(todo), counts, failures(frame), unreadable,
-                          time.perf_counter() - t0, path)
+                          time.perf_counter() - t0, path, flagged)
 
 
 def manifest_frame(adapter: VideoDatasetAdapter, jobs: list[VideoJob], results: dict[str, VideoResult]) -> pd.DataFrame:
@@ -285,23 +215,26 @@ def manifest_frame(adapter: VideoDatasetAdapter, jobs: list[VideoJob], results: 
                 "video": rec.video, "frame": f.frame, "status": f.status, "error": f.error,
                 "crop": (folder / f.crop).as_posix() if f.crop else None,  # relative to the dataset's cache folder
                 "face_x0": x0, "face_y0": y0, "face_x1": x1, "face_y1": y1,
+                "face_score": f.score, "face_candidates": f.candidates, "face_source": f.source,
+                "track_flags": ",".join(res.flags), "mask_guided": res.mask_guided,
                 "video_frames": res.n_frames, "video_path": rec.path, "source": rec.source,
             })
     frame = pd.DataFrame(rows)
     for col in ("face_x0", "face_y0", "face_x1", "face_y1"):
         frame[col] = frame[col].astype("Int64")
+    frame["face_score"] = frame["face_score"].astype("Float64")
     return frame
 
 
-def write_manifest(cache_dir: Path, frame: pd.DataFrame, cfg: PrepareConfig) -> Path:
+def write_manifest(adapter: VideoDatasetAdapter, frame: pd.DataFrame, cfg: PrepareConfig) -> Path:
     """Write the manifest of `cfg.splits`, keeping earlier-prepared other splits when their settings match."""
     import pandas as pd
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    path = cache_dir / MANIFEST
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("dataset", "splits", "workers", "overwrite", "progress")}
-    splits = {s: {"frames": cfg.frames[s]} for s in cfg.splits}
+    path = manifest_path(adapter)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ignored = ("dataset", "splits", "workers", "overwrite", "progress", "max_videos", "backend", "ray_address")
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ignored}
+    splits = {s: {"frames": cfg.frames[s], "max_videos": cfg.max_videos} for s in cfg.splits}
     if path.is_file():
         old_meta = read_manifest_meta(path)
         if old_meta["variant"] == variant(cfg):
@@ -309,12 +242,9 @@ def write_manifest(cache_dir: Path, frame: pd.DataFrame, cfg: PrepareConfig) -> 
             old = pd.read_parquet(path)
             frame = pd.concat([old[old.split.isin(kept)], frame], ignore_index=True)
             splits = {**{s: old_meta["splits"][s] for s in kept}, **splits}
-    meta = {"variant": variant(cfg), "settings": settings, "splits": splits}
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta).encode()})
-    buf = pa.BufferOutputStream()
-    pq.write_table(table, buf)
-    atomic_write(path, buf.getvalue().to_pybytes())
+    meta = {"variant": variant(cfg), "settings": settings, "splits": splits,
+            "dataset_config": json.loads(json.dumps(asdict(adapter.cfg), default=str))}
+    write_manifest_table(path, frame, meta)
     return path
 
 

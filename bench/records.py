@@ -51,13 +51,19 @@ class Sample:
 class Batch:
     """A collated training or evaluation batch."""
 
-    images: torch.Tensor  # (B, 3, H, W) float, normalised by the detector's transform
+    images: torch.Tensor  # (B, 3, H, W) float, normalised by the detector's transform; (B, 0) when it needs none
     labels: torch.Tensor  # (B,) long, 0 real / 1 fake
     domains: torch.Tensor  # (B,) long, index into the run's training domain list (-1 outside training)
     index: torch.Tensor  # (B,) long, position of the sample in its split's sample list (stable across epochs)
+    unreadable: tuple[str, ...] = ()  # why each left-out sample of this batch could not be loaded (names the file)
 
     def to(self, device: torch.device) -> Batch:
-        return Batch(*(t.to(device, non_blocking=True) for t in (self.images, self.labels, self.domains, self.index)))
+        tensors = (t.to(device, non_blocking=True) for t in (self.images, self.labels, self.domains, self.index))
+        return Batch(*tensors, unreadable=self.unreadable)
+
+    def pin_memory(self) -> Batch:
+        """Called by DataLoader(pin_memory=True): page-locked tensors copy to the GPU asynchronously."""
+        return Batch(*(t.pin_memory() for t in (self.images, self.labels, self.domains, self.index)), unreadable=self.unreadable)
 
 
 @dataclass

@@ -70,6 +70,11 @@ def load_bench(path: str) -> np.ndarray:
     return load_image(Sample(dataset="bench", split="train", domain="real", label=0, video="v", frame=0, path=path))
 
 
+def load_imread(path: str) -> np.ndarray:
+    """cv2.imread with no completeness check: what load_image did before it learnt to refuse truncated files."""
+    return cv2.cvtColor(cv2.imread(path, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
 def load_pil(path: str) -> np.ndarray:
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB"))
@@ -87,6 +92,7 @@ def load_npy(path: str) -> np.ndarray:
 PER_FILE = {
     "png (cv2: bench.dataset.load_image)": (".png", _encode_pil("PNG"), load_bench),
     "jpeg q95 (cv2: bench.dataset.load_image)": (".jpg", _encode_pil("JPEG", quality=95), load_bench),
+    "jpeg q95 (cv2.imread, unchecked)": (".jpg", _encode_pil("JPEG", quality=95), load_imread),
     "jpeg q95 (PIL)": (".jpg", _encode_pil("JPEG", quality=95), load_pil),
     "jpeg q95 (torchvision.io.decode_jpeg)": (".jpg", _encode_pil("JPEG", quality=95), load_torchvision),
     "raw .npy per crop": (".npy", _encode_npy, load_npy),

@@ -21,6 +21,36 @@ COMPRESSIONS = ("raw", "c23", "c40")  # FaceForensics++ (and DFD) quality levels
 MAX_LISTED = 5  # missing files quoted in an error message; the count covers the rest
 
 
+def inside_root(dataset: str, root: Path, entry: str, where: str, key: str, allow_absolute: bool = False) -> Path:
+    """`root / entry` for an entry of a list file, refusing one that leaves the root (`..`, an absolute path, a
+    drive): a crafted list must never make ForgeryBench open `/etc/passwd`. The check is lexical, so a folder
+    inside the root that is a symlink to another disk still works. `where` names the file and line for the error."""
+    import ntpath
+    import os
+    from pathlib import PurePosixPath
+
+    text = entry.replace("\\", "/")
+    rel = PurePosixPath(text)
+    if rel.is_absolute() or ntpath.splitdrive(entry)[0]:
+        if allow_absolute:
+            return Path(os.path.normpath(text))
+        raise BenchError(f"dataset {dataset!r}: {where}: {entry!r} is an absolute path; entries must be relative to "
+                         f"the dataset root {root}", key=key)
+    path = Path(os.path.normpath(root / rel))
+    if ".." in rel.parts and not path.is_relative_to(os.path.normpath(root)):
+        raise BenchError(f"dataset {dataset!r}: {where}: {entry!r} points outside the dataset root {root}; "
+                         f"refusing to read it", key=key)
+    return path
+
+
+def mask_video(method_dir: Path, stem: str, enabled: bool) -> str | None:
+    """The FaceForensics-style mask video of a fake (`<method_dir>/masks/videos/<stem>.mp4`), if shipped and wanted."""
+    if not enabled:
+        return None
+    path = method_dir / "masks" / "videos" / f"{stem}{VIDEO_SUFFIX}"
+    return str(path) if path.is_file() else None
+
+
 def env_root(var: str) -> str:
     """OmegaConf default of a dataset root: the environment variable if set, else null."""
     return f"${{oc.env:{var},null}}"

@@ -11,9 +11,12 @@ Faithful to the source: the test split is exactly the release's list. Its labels
 opposite of ours, so they are converted, and every line is cross-checked against its folder (a label that
 disagrees with the folder fails naming the line: a swapped convention must never pass silently).
 
-Our choices: ``train`` / ``val`` are every video not on the list, so no test video leaks into training;
+Our choices: ``train`` / ``val`` are every video not on the list, so no test video leaks into training, minus the
+videos that share a source clip with a test video (``id0_id2_0000`` is made from ``id0_0000``: when ``id0_0000`` or
+any other fake of it is tested, training on it leaks the test set); ``keep_test_sources=true`` keeps them.
 ``val_fraction`` of them go to ``val`` by a stable hash of the source video (a fake ``id0_id1_0003`` is grouped
-with its real ``id0_0003``), so validation never shares a source video with training. The one fake domain is
+with its real ``id0_0003``), so validation never shares a source video with training. Every record's ``source``
+is that source clip, so the runner's leakage guard can compare them. List entries must stay inside the root. The one fake domain is
 ``Celeb-synthesis``; keys are ``<name>/<folder>/<stem>`` (``celebdf_v2/Celeb-synthesis/id0_id1_0000``).
 v1 and v2 are two registered datasets with their own roots and environment variables.
 """
@@ -23,10 +26,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from bench.dataset import DatasetConfig, VideoDatasetAdapter, VideoRecord
-from bench.datasets._common import (check_fraction, check_split, env_root, mp4s, raise_if_missing, require_dir,
-                                    train_or_val)
+from bench.datasets._common import (check_fraction, check_split, inside_root, mp4s, raise_if_missing,
+                                    require_dir, train_or_val)
 from bench.errors import BenchError
 from bench.records import FAKE, REAL, REAL_DOMAIN
 
@@ -40,18 +44,22 @@ FAKE_NAME = re.compile(r"(?P<target>id\d+)_id\d+_(?P<clip>\d+)")
 class CelebDFConfig(DatasetConfig):
     test_list: str = "List_of_testing_videos.txt"  # relative to the root
     val_fraction: float = 0.1  # of the videos not on the test list, grouped by source video
+    # Videos off the test list that share a source clip with a test video (a fake made from a test real clip, or
+    # the real clip a test fake alters) are kept out of train/val: training on them leaks the test set. true keeps
+    # them (the split most papers used before this was noticed).
+    keep_test_sources: bool = False
 
 
 @dataclass
 class CelebDFv1Config(CelebDFConfig):
     name: str = "celebdf_v1"
-    root: str | None = env_root("BENCH_CELEBDF_V1_ROOT")
+    root_env: ClassVar[str] = "BENCH_CELEBDF_V1_ROOT"
 
 
 @dataclass
 class CelebDFv2Config(CelebDFConfig):
     name: str = "celebdf_v2"
-    root: str | None = env_root("BENCH_CELEBDF_V2_ROOT")
+    root_env: ClassVar[str] = "BENCH_CELEBDF_V2_ROOT"
 
 
 class CelebDF(VideoDatasetAdapter):
@@ -70,16 +78,18 @@ class CelebDF(VideoDatasetAdapter):
         test = self._test_list(root)
         records = []
         if split == "test":
-            for rel, label in test.items():
-                records.append(self._record(split, root / rel, label))
+            for rel, (path, label) in test.items():
+                records.append(self._record(split, path, label))
             raise_if_missing(self.name, (Path(r.path) for r in records), f"videos on {self.cfg.test_list}",
                              hint="the tree must be the complete release", key=f"datasets.{self.name}.root")
             return records
+        test_sources = set() if self.cfg.keep_test_sources else {_source(p.stem, label) for p, label in test.values()}
         for folder, label in FOLDER_LABELS.items():
             for path in mp4s(require_dir(self.name, root / folder, f"the {folder} folder", f"datasets.{self.name}.root")):
-                if f"{folder}/{path.name}" in test:
+                source = _source(path.stem, label)
+                if f"{folder}/{path.name}" in test or source in test_sources:
                     continue
-                if train_or_val(f"{self.name}/{_source(path.stem, label)}", self.cfg.val_fraction) == split:
+                if train_or_val(f"{self.name}/{source}", self.cfg.val_fraction) == split:
                     records.append(self._record(split, path, label))
         return records
 
@@ -88,14 +98,14 @@ class CelebDF(VideoDatasetAdapter):
                            label=label, video=f"{self.name}/{path.parent.name}/{path.stem}", path=str(path),
                            source=_source(path.stem, label))
 
-    def _test_list(self, root: Path) -> dict[str, int]:
-        """`<folder>/<file>.mp4` -> our label (0 real / 1 fake), in the list's order."""
+    def _test_list(self, root: Path) -> dict[str, tuple[Path, int]]:
+        """`<folder>/<file>.mp4` -> (its path inside the root, our label: 0 real / 1 fake), in the list's order."""
         key = f"datasets.{self.name}.test_list"
         path = root / self.cfg.test_list
         if not path.is_file():
             raise BenchError(f"dataset {self.name!r}: the test list {path} does not exist (it ships with the release)",
                              key=key)
-        out: dict[str, int] = {}
+        out: dict[str, tuple[Path, int]] = {}
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
             if not line.strip():
                 continue
@@ -110,7 +120,7 @@ class CelebDF(VideoDatasetAdapter):
                                  f"{'real' if label == REAL else 'fake'} (the list uses 1 = real, 0 = fake)", key=key)
             if parts[1] in out:
                 raise BenchError(f"dataset {self.name!r}: {path.name} line {n} lists {parts[1]} a second time", key=key)
-            out[parts[1]] = label
+            out[parts[1]] = (inside_root(self.name, root, parts[1], f"{path.name} line {n}", key), label)
         return out
 
 
@@ -124,11 +134,9 @@ class CelebDFv1(CelebDF):
     name = "celebdf_v1"
     description = "Celeb-DF v1 (test = List_of_testing_videos.txt; train/val = the rest)"
     config_class = CelebDFv1Config
-    root_env = "BENCH_CELEBDF_V1_ROOT"
 
 
 class CelebDFv2(CelebDF):
     name = "celebdf_v2"
     description = "Celeb-DF v2 (test = List_of_testing_videos.txt; train/val = the rest)"
     config_class = CelebDFv2Config
-    root_env = "BENCH_CELEBDF_V2_ROOT"

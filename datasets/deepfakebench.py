@@ -13,7 +13,8 @@ Faithful to the source: splits, videos and frames are exactly the JSON's. Label 
 with defaults for every name DeepfakeBench ships. A label name without a mapping fails naming it.
 
 Our choices: frame paths are resolved against the root (after removing ``strip_prefix``, for JSONs written on
-another machine with absolute paths; Windows separators are accepted); a listed frame missing on disk fails with a
+another machine with absolute paths; Windows separators are accepted) and must stay inside it (``..`` or an absolute
+path is refused, naming the entry, unless ``allow_absolute=true``); a listed frame missing on disk fails with a
 count. The frame index is the number in the frame's file name (DeepfakeBench names frames by their index in the
 video), else its position in the list. Keys are ``deepfakebench/<dataset>/<label name>/<video>``. Beware that
 DeepfakeBench's own JSONs copy the test list into ``val`` for Celeb-DF, DFDC and DFDC-P: never select a
@@ -26,12 +27,12 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, ClassVar
 
 from omegaconf import MISSING
 
 from bench.dataset import DatasetAdapter, DatasetConfig
-from bench.datasets._common import check_split, env_root, raise_if_missing, read_json
+from bench.datasets._common import check_split, inside_root, raise_if_missing, read_json
 from bench.errors import BenchError
 from bench.records import FAKE, REAL, REAL_DOMAIN, Sample
 
@@ -59,11 +60,15 @@ def _default_labels() -> dict[str, LabelSpec]:
 @dataclass
 class DeepfakeBenchConfig(DatasetConfig):
     name: str = "deepfakebench"
-    root: str | None = env_root("BENCH_DEEPFAKEBENCH_ROOT")  # the folder the JSON's frame paths are relative to
+    root_env: ClassVar[str] = "BENCH_DEEPFAKEBENCH_ROOT"
+    root: str | None = None  # the folder the JSON's frame paths are relative to
     json_file: str | None = None  # e.g. dataset_json/Celeb-DF-v2.json; relative to the root, or absolute
     dataset: str | None = None  # the JSON's top-level key; null = its only one
     compression: str = "c23"  # used where the JSON has a compression level (FaceForensics++)
     strip_prefix: str | None = None  # leading part of every frame path to drop before joining the root
+    # Frame paths must be relative to the root (after strip_prefix); true also accepts absolute paths, for JSONs
+    # you wrote yourself on this machine. `..` never leaves the root.
+    allow_absolute: bool = False
     labels: dict[str, LabelSpec] = field(default_factory=_default_labels)
 
 
@@ -71,7 +76,6 @@ class DeepfakeBench(DatasetAdapter):
     name = "deepfakebench"
     description = "any dataset in DeepfakeBench's JSON + frames format, read directly"
     config_class = DeepfakeBenchConfig
-    root_env = "BENCH_DEEPFAKEBENCH_ROOT"
 
     def __init__(self, cfg: Any, cache_dir: str | Path) -> None:
         super().__init__(cfg, cache_dir)
@@ -96,8 +100,9 @@ class DeepfakeBench(DatasetAdapter):
                 if not frames:
                     empty.append(video)
                 key = f"{self.name}/{dataset}/{label_name}/{video}"
+                where = f"{self.cfg.json_file} {label_name}/{split}/{video}"
                 samples += [Sample(dataset=self.name, split=split, domain=spec.domain, label=spec.label, video=key,
-                                   frame=index, path=str(self._resolve(p)))
+                                   frame=index, path=str(self._resolve(p, where)))
                             for index, p in zip(_frame_indices(frames), frames)]
         if empty:  # DeepfakeBench lists videos where its face detector found nothing: say so, do not hide it
             warnings.warn(f"dataset {self.name!r}: {len(empty)} {split} videos list no frames (e.g. {empty[0]})",
@@ -149,12 +154,13 @@ class DeepfakeBench(DatasetAdapter):
         raise BenchError(f"dataset {self.name!r}: {label_name} is not a mapping of videos to frames in "
                          f"{self.cfg.json_file}", key=f"datasets.{self.name}.json_file")
 
-    def _resolve(self, frame: str) -> Path:
+    def _resolve(self, frame: str, where: str) -> Path:
         frame = frame.replace("\\", "/")
         prefix = (self.cfg.strip_prefix or "").replace("\\", "/")
         if prefix and frame.startswith(prefix):
             frame = frame[len(prefix):].lstrip("/")
-        return self.root.absolute() / PurePosixPath(frame)  # an absolute frame path replaces the root
+        return inside_root(self.name, self.root.absolute(), frame, where, f"datasets.{self.name}.allow_absolute",
+                           allow_absolute=self.cfg.allow_absolute)
 
 
 def _frame_indices(frames: list[str]) -> list[int]:

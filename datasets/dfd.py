@@ -10,11 +10,12 @@ is no official split, and cross-dataset papers use all of DFD as a test set, so 
 ``test`` and ``train`` / ``val`` are empty.
 
 Our choices and known limitations:
-- Which face is kept: ``bench prepare`` keeps the largest detected face per frame. DFD scenes often show several
-  people and only the target actor's face is manipulated (the release ships masks at
-  ``manipulated_sequences/DeepFakeDetection/masks/videos/``), so on some frames the largest face is a pristine
-  bystander labelled fake. This matches common practice and is a known limitation; a mask-guided face choice
-  would be the faithful fix and can be added as an option of ``bench prepare`` later.
+- Which face is kept: DFD scenes often show several people and only the target actor's face is manipulated. Where
+  the release ships a fake's mask (``manipulated_sequences/DeepFakeDetection/masks/videos/<stem>.mp4``),
+  ``bench prepare`` keeps the face inside it (column ``mask_guided`` of the manifest), so a pristine bystander is
+  never labelled fake; ``masks=false`` turns that off. Real videos (and fakes without a mask) keep the video's face
+  track (bench/faces/track.py), which may be either person in a two-person scene.
+- ``source`` is the real clip a video shows (``<actor>__<scene>``; a fake's is its target's), for leakage checks.
 - ``test_only=false`` splits DFD by target actor (stable hash): every video of an actor, real or a fake of him/her,
   lands in one split. The source actor's face can still appear in another split.
 - Keys: ``dfd/real/<actor>__<scene>``, ``dfd/DeepFakeDetection/<target>_<source>__<scene>__<id>``.
@@ -24,9 +25,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 
 from bench.dataset import DatasetConfig, VideoDatasetAdapter, VideoRecord
-from bench.datasets._common import (COMPRESSIONS, check_fraction, check_split, env_root, hash_unit, mp4s, require_dir)
+from bench.datasets._common import (COMPRESSIONS, check_fraction, check_split, hash_unit, mask_video, mp4s,
+                                    require_dir)
 from bench.errors import BenchError
 from bench.records import FAKE, REAL, REAL_DOMAIN
 
@@ -38,18 +41,19 @@ FAKE_NAME = re.compile(r"(?P<target>\d+)_(?P<source>\d+)__(?P<scene>.+)__(?P<id>
 @dataclass
 class DFDConfig(DatasetConfig):
     name: str = "dfd"
-    root: str | None = env_root("BENCH_DFD_ROOT")  # the FaceForensics++ root (DFD ships inside it)
+    root_env: ClassVar[str] = "BENCH_DFD_ROOT"
+    root: str | None = None  # the FaceForensics++ root (DFD ships inside it)
     compression: str = "c23"  # raw | c23 | c40
     test_only: bool = True  # the whole release is one test set, as in cross-dataset papers
     val_fraction: float = 0.1  # of actors; only when test_only=false
     test_fraction: float = 0.2  # of actors; only when test_only=false
+    masks: bool = True  # choose the face inside the shipped manipulation mask of a fake (false: the tracked face)
 
 
 class DFD(VideoDatasetAdapter):
     name = "dfd"
     description = "DeepFakeDetection (Google/Jigsaw) from the FaceForensics++ tree; test-only by default"
     config_class = DFDConfig
-    root_env = "BENCH_DFD_ROOT"
 
     cfg: DFDConfig  # built and env-resolved by the base class from config_class
 
@@ -78,8 +82,10 @@ class DFD(VideoDatasetAdapter):
                                      f"({'<actor>__<scene>' if label == REAL else '<target>_<source>__<scene>__<id>'}.mp4)",
                                      key=key)
                 actor = m["actor"] if label == REAL else m["target"]
+                mask = mask_video(fake_dir.parent.parent, path.stem, self.cfg.masks) if label == FAKE else None
                 records.append(VideoRecord(dataset=self.name, split=self._split_of(actor), domain=domain, label=label,
-                                           video=f"{self.name}/{domain}/{path.stem}", path=str(path), source=actor))
+                                           video=f"{self.name}/{domain}/{path.stem}", path=str(path),
+                                           source=f"{actor}__{m['scene']}", mask=mask))
         return records
 
     def _split_of(self, actor: str) -> str:

@@ -16,6 +16,8 @@ Our choices: ``val`` is carved from the training parts by a stable hash of each 
 the real video it was made from), ``val_fraction`` of them. Whatever part of the release is absent yields empty
 splits (so ``bench prepare`` of the test set alone works; using an empty split is the runner's error to report);
 neither part present is an error. Keys are ``dfdc/<domain>/<stem>`` (DFDC file names are unique random strings).
+``source`` is the original clip where the release names it (training fakes; every real video is its own), None for
+test fakes (labels.csv does not say). Entries of labels.csv and metadata.json must stay inside their folder.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from bench.dataset import DatasetConfig, VideoDatasetAdapter, VideoRecord
-from bench.datasets._common import (check_fraction, check_split, env_root, raise_if_missing, read_json, train_or_val)
+from bench.datasets._common import (check_fraction, check_split, inside_root, raise_if_missing, read_json,
+                                    train_or_val)
 from bench.errors import BenchError
 from bench.records import FAKE, REAL, REAL_DOMAIN
 
@@ -37,7 +41,7 @@ TRAIN_LABELS = {"REAL": REAL, "FAKE": FAKE}
 @dataclass
 class DFDCConfig(DatasetConfig):
     name: str = "dfdc"
-    root: str | None = env_root("BENCH_DFDC_ROOT")
+    root_env: ClassVar[str] = "BENCH_DFDC_ROOT"
     test_labels: str = "test/labels.csv"  # relative to the root; videos in its folder or its videos/ subfolder
     train_parts: list[str] = field(default_factory=lambda: ["dfdc_train_part_*", "train/dfdc_train_part_*"])  # globs
     val_fraction: float = 0.1  # of the training parts' videos, grouped by original video
@@ -47,7 +51,6 @@ class DFDC(VideoDatasetAdapter):
     name = "dfdc"
     description = "DFDC full release (test set with labels.csv; optional training parts)"
     config_class = DFDCConfig
-    root_env = "BENCH_DFDC_ROOT"
 
     cfg: DFDCConfig  # built and env-resolved by the base class from config_class
 
@@ -88,8 +91,8 @@ class DFDC(VideoDatasetAdapter):
                 raise BenchError(f"dataset {self.name!r}: {labels.name} line {n}: label {row['label']!r} is not 0 or 1",
                                  key=key)
             name = row["filename"].strip()
-            nested = labels.parent / "videos" / name
-            path = nested if nested.is_file() else labels.parent / name
+            nested = inside_root(self.name, labels.parent / "videos", name, f"{labels.name} line {n}", key)
+            path = nested if nested.is_file() else inside_root(self.name, labels.parent, name, f"{labels.name} line {n}", key)
             label = TEST_LABELS[row["label"].strip()]
             records.append(self._record("test", path, label, source=path.stem if label == REAL else None))
         return records
@@ -110,5 +113,6 @@ class DFDC(VideoDatasetAdapter):
                 label = TRAIN_LABELS[info["label"]]
                 source = Path(info.get("original") or name).stem if label == FAKE else Path(name).stem
                 if train_or_val(f"{self.name}/{source}", self.cfg.val_fraction) == split:
-                    records.append(self._record(split, part / name, label, source))
+                    path = inside_root(self.name, part, name, f"{meta_path} entry {name!r}", f"datasets.{self.name}.root")
+                    records.append(self._record(split, path, label, source))
         return records

@@ -15,16 +15,19 @@ Assumptions (stated because the preview came with little documentation): a video
 ``original_videos`` (real) or ``method_A`` / ``method_B`` (fake), and a label that disagrees with that folder fails
 naming the entry; any further fields are ignored. Our choice: ``val`` is carved from ``set == "train"`` by a stable
 hash of the identity folder (the path's second component), ``val_fraction`` of it. Keys are
-``dfdcp/<relative path without .mp4>``.
+``dfdcp/<relative path without .mp4>``; ``source`` is the identity folder (the release names no source clip).
+Index entries must stay inside the root.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import ClassVar
 
 from bench.dataset import DatasetConfig, VideoDatasetAdapter, VideoRecord
-from bench.datasets._common import (check_fraction, check_split, env_root, raise_if_missing, read_json, train_or_val)
+from bench.datasets._common import (check_fraction, check_split, inside_root, raise_if_missing, read_json,
+                                    train_or_val)
 from bench.errors import BenchError
 from bench.records import FAKE, REAL, REAL_DOMAIN
 
@@ -37,7 +40,7 @@ SETS = ("train", "test")
 @dataclass
 class DFDCPConfig(DatasetConfig):
     name: str = "dfdcp"
-    root: str | None = env_root("BENCH_DFDCP_ROOT")
+    root_env: ClassVar[str] = "BENCH_DFDCP_ROOT"
     index: str = "dataset.json"  # relative to the root
     val_fraction: float = 0.1  # of set == "train", grouped by identity folder
 
@@ -46,7 +49,6 @@ class DFDCP(VideoDatasetAdapter):
     name = "dfdcp"
     description = "DFDC-Preview (original_videos, method_A, method_B; sets from dataset.json)"
     config_class = DFDCPConfig
-    root_env = "BENCH_DFDCP_ROOT"
 
     cfg: DFDCPConfig  # built and env-resolved by the base class from config_class
 
@@ -63,6 +65,7 @@ class DFDCP(VideoDatasetAdapter):
             raise BenchError(f"dataset {self.name!r}: {self.cfg.index} must map video paths to their labels", key=key)
         records = []
         for rel, info in sorted(index.items()):
+            inside_root(self.name, root, rel, f"{self.cfg.index} entry {rel!r}", key)
             path = PurePosixPath(rel)
             if not isinstance(info, dict) or info.get("label") not in LABELS or info.get("set") not in SETS:
                 raise BenchError(f"dataset {self.name!r}: {self.cfg.index} entry {rel!r} needs label real|fake and "

@@ -32,9 +32,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from typing import ClassVar
 
 from bench.dataset import DatasetAdapter, DatasetConfig
-from bench.datasets._common import check_split, env_root
+from bench.datasets._common import check_split
 from bench.errors import BenchError
 from bench.records import FAKE, REAL, REAL_DOMAIN, Sample
 
@@ -44,7 +45,7 @@ DOMAINS = ("t2i", "i2i", "fs", "fe")
 @dataclass
 class DiFFConfig(DatasetConfig):
     name: str = "diff"
-    root: str | None = env_root("BENCH_DIFF_ROOT")
+    root_env: ClassVar[str] = "BENCH_DIFF_ROOT"
     # Folder name (any case) -> domain; "real" marks pristine images; null skips the folder on purpose.
     subsets: dict[str, str | None] = field(
         default_factory=lambda: {"real": REAL_DOMAIN, **{d: d for d in DOMAINS}})
@@ -58,7 +59,6 @@ class DiFF(DatasetAdapter):
     name = "diff"
     description = "DiFF diffusion facial forgeries (images; subsets t2i, i2i, fs, fe; one domain per generator)"
     config_class = DiFFConfig
-    root_env = "BENCH_DIFF_ROOT"
 
     cfg: DiFFConfig  # built and env-resolved by the base class from config_class
 

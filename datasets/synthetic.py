@@ -54,7 +54,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -87,6 +87,8 @@ class Strengths:
 
 @dataclass
 class SyntheticConfig(DatasetConfig):
+    needs_root: ClassVar[bool] = False
+
     name: str = "synthetic"
     root: str | None = None  # unused: the data is generated into the cache folder
     seed: int = 0
@@ -107,7 +109,6 @@ class Synthetic(DatasetAdapter):
     name = "synthetic"
     description = "embedded synthetic forgery benchmark: 5 forgery families, generated from a seed (no data needed)"
     config_class = SyntheticConfig
-    needs_root = False
 
     def __init__(self, cfg: Any, cache_dir: str | Path) -> None:
         super().__init__(cfg, cache_dir)  # stores cfg as a SyntheticConfig

@@ -21,37 +21,20 @@ degrees) is not among bench.transforms' augmentations and is left out. Tiny vari
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from bench.detector import Detector, DetectorConfig, Transform
-from bench.detectors.xception import DEEPFAKEBENCH_RECIPE
-from bench.openclip import TINY_ARCH, BackboneConfig, detector_tower
-from bench.transforms import AugmentConfig
-
-
-@dataclass
-class ClipFtConfig(DetectorConfig):
-    name: str = "clip_ft"
-    # DeepfakeBench normalises with 0.5 / 0.5, not CLIP's own mean/std; null backbone.mean/std = the weights' own
-    backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)))
-    input_size: int = 224  # must equal the tower's native size; checked at build
-    # Normalisation follows detector.backbone.mean/std; these stay null.
-    mean: tuple[float, float, float] | None = None
-    std: tuple[float, float, float] | None = None
-    augment: AugmentConfig = field(
-        default_factory=lambda: AugmentConfig(hflip=0.5, blur=0.5, color=0.5, jpeg=0.5, jpeg_quality=(40, 100)))
+from bench.detector import Detector, Transform
+from bench.detectors.configs import ClipFtConfig
+from bench.openclip import detector_tower
 
 
 class ClipFt(Detector):
     name = "clip_ft"
     description = "CLIP ViT image encoder fine-tuned end to end + linear head (DeepfakeBench's `clip`)"
     config_class = ClipFtConfig
-    recipe = DEEPFAKEBENCH_RECIPE
-    tiny = {"backbone": {"arch": TINY_ARCH, "pretrained": "synthetic", "mean": None, "std": None}, "input_size": 64}
 
     def __init__(self, cfg: ClipFtConfig, domains: Sequence[str]) -> None:
         super().__init__(cfg, domains)

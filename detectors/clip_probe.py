@@ -20,36 +20,22 @@ The cache is a plain dict on the module, so it is not part of checkpoints.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.detector import Detector, DetectorConfig, Transform
-from bench.openclip import TINY_ARCH, BackboneConfig, detector_tower, freeze
+from bench.detector import Detector, Transform
+from bench.detectors.configs import ClipProbeConfig
+from bench.openclip import detector_tower, freeze
 from bench.records import Batch, LossOutput
-
-
-@dataclass
-class ClipProbeConfig(DetectorConfig):
-    name: str = "clip_probe"
-    backbone: BackboneConfig = field(default_factory=BackboneConfig)  # ViT-B-16, OpenAI weights
-    input_size: int = 224  # must equal the tower's native size (ViT-B-16: 224); checked at build
-    # Normalisation follows the backbone's weights (detector.backbone.mean/std); these stay null.
-    mean: tuple[float, float, float] | None = None
-    std: tuple[float, float, float] | None = None
-    cache_features: bool = True  # train the head on cached embeddings when there is no augmentation
 
 
 class ClipProbe(Detector):
     name = "clip_probe"
     description = "frozen open_clip image tower + linear head"
     config_class = ClipProbeConfig
-    # Our choice (a linear head converges fast; the cache makes extra epochs nearly free).
-    recipe = {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "batch_size": 64, "epochs": 10}
-    tiny = {"backbone": {"arch": TINY_ARCH, "pretrained": "synthetic"}, "input_size": 64}  # bench.tiny_tower
 
     def __init__(self, cfg: ClipProbeConfig, domains: Sequence[str]) -> None:
         super().__init__(cfg, domains)
@@ -93,10 +79,16 @@ class ClipProbe(Detector):
         loss = F.cross_entropy(logits.float(), batch.labels)
         return LossOutput(total=loss, logits=logits, terms={"cls": loss.detach()})
 
+    def needs_images(self, n_samples: int) -> bool:
+        """Once every training sample's embedding is cached, epochs run on `Batch.index` alone: no image is read."""
+        return not (self.cache_enabled and all(i in self.feature_cache for i in range(n_samples)))
+
     def _cached_features(self, images: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Embeddings of a training batch, running the tower only on samples not seen before. (B, embed_dim)"""
         keys = index.tolist()
         todo = [i for i, k in enumerate(keys) if k not in self.feature_cache]
+        if todo and images.numel() == 0:
+            raise RuntimeError(f"clip_probe: batch without images but {len(todo)} samples are not cached")
         if todo:
             fresh = self.encode(images[torch.tensor(todo, device=images.device)])  # (M, embed_dim)
             for i, f in zip(todo, fresh):

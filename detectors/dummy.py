@@ -6,30 +6,17 @@ shaped like a real forensic detector (a stride-1 stem keeps high-frequency trace
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 from torch import nn
 
-from bench.detector import Detector, DetectorConfig
-from bench.transforms import AugmentConfig
-
-
-@dataclass
-class DummyConfig(DetectorConfig):
-    name: str = "dummy"
-    input_size: int = 64
-    width: int = 16  # channels of the first stage; doubled at each of the `depth` stages
-    depth: int = 3
-    augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(hflip=0.5))
+from bench.detector import Detector
+from bench.detectors.configs import DummyConfig
 
 
 class Dummy(Detector):
     name = "dummy"
     description = "tiny CNN for tests and the default demo (not a published model)"
     config_class = DummyConfig
-    recipe = {"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 32, "epochs": 5}
-    tiny = {"width": 8}
 
     def __init__(self, cfg: DummyConfig, domains) -> None:
         super().__init__(cfg, domains)

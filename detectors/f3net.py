@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -58,32 +57,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from bench.detector import Detector, DetectorConfig
-from bench.detectors.xception import (DEEPFAKEBENCH_RECIPE, create_xception, entry_middle_flow, exit_flow,
+from bench.detector import Detector
+from bench.detectors.configs import F3NetConfig
+from bench.detectors.xception import (create_xception, entry_middle_flow, exit_flow,
                                       flow_channels, weights_label)
 from bench.errors import BenchError
-from bench.transforms import AugmentConfig
 
 STREAMS = ("both", "fad")
-
-
-@dataclass
-class F3NetConfig(DetectorConfig):
-    name: str = "f3net"
-    input_size: int = 299  # the paper's; the FAD DCT is built for exactly this size
-    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)  # none, as DeepfakeBench's f3net.yaml
-    streams: str = "both"  # both = FAD + LFS + MixBlocks (the paper); fad = DeepfakeBench's FAD-only F3Net
-    pretrained: str | None = "tf_in1k"  # ImageNet Xception for both streams: timm tag, local file, or null
-    lfs_window: int = 10
-    lfs_stride: int = 2
-    lfs_padding: int = 4  # 299 -> 149×149, the size the reference code asserts
-    lfs_bands: int = 6  # M
-    mix_reduction: int = 8  # MixBlock query/key channels = C / mix_reduction
-    dropout: float = 0.5
-    width_mult: float = 1.0  # stream widths; 1.0 = legacy_xception (see detectors/xception.py)
-    middle_blocks: int = 8
 
 
 # ---- building blocks -----------------------------------------------------------------------------------
@@ -207,8 +187,6 @@ class F3Net(Detector):
     name = "f3net"
     description = "F3-Net: FAD + LFS Xception streams fused by MixBlocks (Qian et al., ECCV 2020)"
     config_class = F3NetConfig
-    recipe = DEEPFAKEBENCH_RECIPE  # f3net.yaml's recipe equals xception.yaml's
-    tiny = {"input_size": 64, "pretrained": None, "width_mult": 0.125, "middle_blocks": 1}
 
     def __init__(self, cfg: F3NetConfig, domains) -> None:
         super().__init__(cfg, domains)

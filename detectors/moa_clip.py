@@ -32,8 +32,13 @@ Our choices (the paper leaves them open; each is a config field)
     the paper's "alternates between two iterative steps"), "epoch" every `phase_period` epochs, "sequential" runs
     `adapter_epochs` epochs of step 1 and then step 2. All four losses are on in both steps.
   - L_att uses the attention probabilities of `att_layers` (default: the last block), averaged over heads
-    (att_head_mean), over all tokens including CLS, mean over the chosen layers. They come from the non-fused
-    attention path, taken only in training and only when beta_att > 0.
+    (att_head_mean), over all tokens including CLS, mean over the chosen layers. They come from an explicit softmax
+    in those blocks only, in training and only when beta_att > 0; every other attention is fused
+    (scaled_dot_product_attention, with qkv from one linear on the (B, T, D) tensor).
+  - Data-parallel runs: L_att, L_cac (and its prototype update) and L_sim see the global batch (features, maps,
+    domains gathered from every rank with their gradients: `bench.distributed.gather_batch`), so N processes train
+    as one process on the same global batch; L_cls is per rank (DDP averages it).
+  - Step 1 computes only each sample's two adapters (shared + its domain's); the others' weights are zero.
   - L_cac: prototypes are buffers (saved in checkpoints) updated by EMA with rate `cac_rate` from the detached batch
     means, after the loss is computed against the previous prototypes; reduction details in `moa_losses.py`.
   - `ablate` zeroes one beta (Table 3's ablation as one sweep key).
@@ -59,19 +64,19 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from open_clip.transformer import ResidualAttentionBlock
 from torch import Tensor, nn
 
-from bench.detector import Detector, DetectorConfig, Transform
+from bench.detector import Detector, Transform
+from bench.detectors.configs import MoAClipConfig
 from bench.detectors.moa_losses import attention_alignment_loss, cached_domain_loss, ema_update_, similarity_loss
+from bench.distributed import gather_batch, gather_labels
 from bench.errors import BenchError
-from bench.openclip import TINY_ARCH, BackboneConfig, detector_tower, freeze, resblocks
+from bench.openclip import detector_tower, freeze, resblocks
 from bench.records import Batch, LossOutput
 
 ADAPTERS, ROUTER = "adapters", "router"  # the two training steps (phase names, logged by the runner)
@@ -90,40 +95,6 @@ _CHOICES = {
 }
 
 
-@dataclass
-class MoAClipConfig(DetectorConfig):
-    name: str = "moa_clip"
-    backbone: BackboneConfig = field(default_factory=BackboneConfig)  # ViT-B-16, openai weights
-    input_size: int = 224  # must equal the tower's image size (checked)
-    # not read: the transforms use the tower's mean/std, which follow its weights (set backbone.mean/std to change)
-    mean: tuple[float, float, float] = OPENAI_DATASET_MEAN
-    std: tuple[float, float, float] = OPENAI_DATASET_STD
-    # MoA
-    adapter_dim: int = 128  # d_a. Section 5.1 says 256, but Table 1's numbers are Table 5's 128 row
-    adapter_input: str = "ffn_input"  # h_in: "ffn_input" = ln_2(x) | "residual" = x (block stream after attention)
-    router_hidden: int = 128
-    router_input: str = "cls"  # "cls" | "mean" (one alpha per image) | "token" (per token)
-    head_hidden: int = 256
-    # two-step schedule
-    schedule: str = "iteration"  # "iteration" | "epoch" | "sequential"
-    phase_period: int = 1  # steps ("iteration") or epochs ("epoch") per phase before switching
-    adapter_epochs: int = 25  # "sequential": epochs of step 1 (adapters) before step 2 (router)
-    # losses (Eq. 12)
-    beta_cls: float = 1.0
-    beta_att: float = 1.0
-    beta_cac: float = 0.5
-    beta_sim: float = 0.1
-    ablate: str = "none"  # "none" | "att" | "cac" | "sim": zero that beta (Table 3 ablation as one sweep key)
-    att_layers: list[int] = field(default_factory=lambda: [-1])  # blocks whose attention L_att aligns
-    att_head_mean: bool = True  # average heads into one (T, T) map (else align per head)
-    cac_rate: float = 0.1  # lambda of Eq. 9 (not given in the paper)
-    # Defaults below depart from the paper's literal text, measured in the README ("MoA-CLIP: losses that train");
-    # feature_norm=false, cac_prototypes=domain, sim_pairs=all are the literal paper.
-    feature_norm: bool = True  # L2-normalise f(x) for L_cac/L_sim: raw CLIP embeddings make them outweigh L_cls 100x
-    cac_prototypes: str = "domain_label"  # one prototype per "domain" (paper) | per (domain, label)
-    sim_pairs: str = "same_label"  # "all" cross-domain pairs (paper) | "same_label" (never pulls real to fake)
-
-
 class AdapterBank(nn.Module):
     """K bottleneck adapters (down d->a, GELU, up a->d) evaluated together and mixed with per-sample weights."""
 
@@ -136,10 +107,26 @@ class AdapterBank(nn.Module):
         self.up_b = nn.Parameter(torch.zeros(k, dim))
 
     def forward(self, h: Tensor, weights: Tensor) -> Tensor:
-        """h (B, T, D), weights (B, T or 1, K) -> sum_k weights_k * Adapter_k(h), (B, T, D)."""
-        z = F.gelu(torch.einsum("btd,kda->btka", h, self.down_w.to(h.dtype)) + self.down_b.to(h.dtype))  # (B, T, K, A)
-        z = z * weights.unsqueeze(-1).to(z.dtype)  # weighting before the (linear) up-projection is the same sum
-        return torch.einsum("btka,kad->btd", z, self.up_w.to(z.dtype)) + weights.to(z.dtype) @ self.up_b.to(z.dtype)
+        """h (B, T, D), weights (B, T or 1, K) -> sum_k weights_k * Adapter_k(h), (B, T, D).
+
+        All K adapters as two matmuls (the K down-projections side by side, the K up-projections stacked)."""
+        b, t, d = h.shape
+        k, _, a = self.down_w.shape
+        down = self.down_w.to(h.dtype).permute(1, 0, 2).reshape(d, k * a)  # (D, K*A)
+        z = F.gelu(h.reshape(b * t, d) @ down + self.down_b.to(h.dtype).reshape(k * a))  # (B*T, K*A)
+        z = z.view(b, t, k, a) * weights.unsqueeze(-1).to(z.dtype)  # weighting before the (linear) up-projection
+        out = z.view(b * t, k * a) @ self.up_w.to(z.dtype).reshape(k * a, d)  # (B*T, D)
+        return out.view(b, t, d) + weights.to(z.dtype) @ self.up_b.to(z.dtype)
+
+    def selected(self, h: Tensor, experts: Tensor) -> Tensor:
+        """h (B, T, D), experts (B, E) long -> sum over each sample's E experts of Adapter_e(h), (B, T, D): the
+        experts a one-hot routing weights 1 and nothing else (the others' weights are zero: their work is skipped)."""
+        b, t, d = h.shape
+        e, a = experts.shape[1], self.down_w.shape[2]
+        down = self.down_w[experts].to(h.dtype).permute(0, 2, 1, 3).reshape(b, d, e * a)  # (B, D, E*A)
+        z = F.gelu(torch.bmm(h, down) + self.down_b[experts].to(h.dtype).reshape(b, 1, e * a))  # (B, T, E*A)
+        up = self.up_w[experts].to(z.dtype).reshape(b, e * a, d)  # (B, E*A, D)
+        return torch.bmm(z, up) + self.up_b[experts].to(z.dtype).sum(1, keepdim=True)
 
 
 class Router(nn.Module):
@@ -174,7 +161,10 @@ class MoA(nn.Module):
 
     def forward(self, h: Tensor) -> Tensor:
         """h (B, T, D) -> Adapter_0(h) + sum_k alpha_k Adapter_k(h), (B, T, D)."""
-        alpha = self.fixed_alpha.unsqueeze(1) if self.fixed_alpha is not None else self.router(h)  # (B, 1 or T, N)
+        if self.fixed_alpha is not None:  # step 1: one-hot alpha, so Adapter_0 and the sample's own adapter only
+            own = self.fixed_alpha.argmax(-1, keepdim=True) + 1  # (B, 1); expert 0 is Adapter_0
+            return self.adapters.selected(h, torch.cat([torch.zeros_like(own), own], dim=1))
+        alpha = self.router(h)  # (B, 1 or T, N)
         self.alpha = alpha.detach() if self.keep_alpha else None
         weights = torch.cat([torch.ones_like(alpha[..., :1]), alpha], dim=-1)  # (B, 1 or T, N + 1)
         return self.adapters(h, weights)
@@ -204,27 +194,39 @@ class MoABlock(nn.Module):
         if k_x is not None or v_x is not None:
             raise ValueError("MoABlock is self-attention only")
         h = self.ln_1(q_x)  # (B, T, D)
-        mask = attn_mask.to(h.dtype) if attn_mask is not None else None
-        record = self.record_attention is not None
-        # need_weights=True takes the non-fused path; only asked for when L_att needs the probabilities
-        out, probs = self.attn(h, h, h, need_weights=record, average_attn_weights=self.record_attention == "mean",
-                               attn_mask=mask)
-        self.attention = probs if record else None
+        out, probs = self._attention(h, attn_mask.to(h.dtype) if attn_mask is not None else None)
+        if self.record_attention is not None:
+            self.attention = probs.mean(1) if self.record_attention == "mean" else probs
         x = q_x + self.ls_1(out)
         ffn_in = self.ln_2(x)
         h_in = ffn_in if self.adapter_input == "ffn_input" else x
         return x + self.ls_2(self.mlp(ffn_in)) + self.moa(h_in)  # Eq. 6
+
+    def _attention(self, h: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """The frozen nn.MultiheadAttention's math on the contiguous (B, T, D) tensor: qkv in one linear (not the
+        (T, B, D) transposes and token-batched in-projection nn.MultiheadAttention takes once its input requires
+        grad), fused scaled_dot_product_attention, and the explicit softmax only where L_att reads the
+        probabilities. Returns (output (B, T, D), probabilities (B, H, T, T) or None)."""
+        attn = self.attn
+        b, t, d = h.shape
+        heads = attn.num_heads
+        qkv = F.linear(h, attn.in_proj_weight, attn.in_proj_bias)  # (B, T, 3D)
+        q, k, v = qkv.view(b, t, 3, heads, d // heads).permute(2, 0, 3, 1, 4)  # each (B, H, T, dh)
+        probs = None
+        if self.record_attention is None:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, T, dh)
+        else:
+            scores = (q * (d // heads) ** -0.5) @ k.transpose(-2, -1)  # (B, H, T, T)
+            probs = (scores if mask is None else scores + mask).softmax(-1)
+            out = probs @ v
+        out = out.transpose(1, 2).reshape(b, t, d)  # (B, T, D)
+        return F.linear(out, attn.out_proj.weight, attn.out_proj.bias), probs
 
 
 class MoAClip(Detector):
     name = "moa_clip"
     description = "frozen CLIP ViT + dynamic Mixture-of-Adapters (two-phase)"
     config_class = MoAClipConfig
-    recipe = {"optimizer": "adamw", "lr": 5e-4, "weight_decay": 0.01, "scheduler": "cosine", "warmup_steps": 500,
-              "min_lr": 1e-6, "grad_clip": 1.0, "batch_size": 64, "epochs": 50, "sampler": "domain_balanced"}
-    # adapter_dim stays 128 at tiny scale, so the ablation tables pivot on the same values at both scales
-    tiny = {"backbone": {"arch": TINY_ARCH, "pretrained": "synthetic"}, "input_size": 64, "router_hidden": 16,
-            "head_hidden": 16, "adapter_epochs": 2}
 
     def __init__(self, cfg: MoAClipConfig, domains: Sequence[str]) -> None:
         super().__init__(cfg, domains)
@@ -360,8 +362,8 @@ class MoAClip(Detector):
         """The unweighted terms of Eq. 12 whose beta is not 0 (attached to the graph) and the logits (B, 2), in the
         current phase. In training mode the L_cac prototypes then move (EMA) unless `update_prototypes` is False."""
         beta, domains, n = self.betas(), batch.domains, len(self.domains)
-        if bool(((domains < 0) | (domains >= n)).any()):
-            raise BenchError(f"training batch has domain ids outside 0..{n - 1}", "protocol.real_domain")
+        if domains.device.type == "cpu" and bool(((domains < 0) | (domains >= n)).any()):  # on a GPU: no sync per
+            raise BenchError(f"training batch has domain ids outside 0..{n - 1}", "protocol.real_domain")  # step
         fixed = F.one_hot(domains, n).float() if self.phase == ADAPTERS else None  # (B, N) or router
         record = ("mean" if self.cfg.att_head_mean else "heads") if beta["att"] > 0 and self.training else None
         with self._routing(fixed, record):
@@ -371,15 +373,18 @@ class MoAClip(Detector):
         f = F.normalize(f.float(), dim=-1) if self.cfg.feature_norm else f.float()
 
         terms = {"cls": F.cross_entropy(logits.float(), batch.labels)}
+        # L_att, L_cac and L_sim compare domains across the batch: in a data-parallel run they see the global batch
+        # (every rank's features, gathered with their gradients; README "Scaling out"), as one process would.
+        f, domains, labels = gather_batch(f), gather_labels(domains), gather_labels(batch.labels)
         if maps:
-            terms["att"] = torch.stack([attention_alignment_loss(a.float(), domains) for a in maps]).mean()
+            terms["att"] = torch.stack([attention_alignment_loss(gather_batch(a.float()), domains) for a in maps]).mean()
         if beta["cac"] > 0:
-            groups = domains * 2 + batch.labels if self.cfg.cac_prototypes == "domain_label" else domains
+            groups = domains * 2 + labels if self.cfg.cac_prototypes == "domain_label" else domains
             terms["cac"] = cached_domain_loss(f, groups, self.prototypes, self.prototype_ready)
             if self.training and update_prototypes:  # after the loss: it compares with the previous prototypes
                 ema_update_(self.prototypes, self.prototype_ready, f, groups, self.cfg.cac_rate)
         if beta["sim"] > 0:
-            terms["sim"] = similarity_loss(f, domains, batch.labels if self.cfg.sim_pairs == "same_label" else None)
+            terms["sim"] = similarity_loss(f, domains, labels if self.cfg.sim_pairs == "same_label" else None)
         return terms, logits
 
     def frozen_keys(self) -> set[str]:

@@ -27,7 +27,6 @@ F3Net (detectors/f3net.py) builds its two streams with `create_xception` and `en
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,29 +38,14 @@ from timm.models.xception import Block, SeparableConv2d
 from torch import nn
 from torch.nn import functional as F
 
-from bench.detector import Detector, DetectorConfig
+from bench.checkpoint import load_weights
+from bench.detector import Detector
+from bench.detectors.configs import XceptionConfig
 from bench.errors import BenchError
-from bench.transforms import AugmentConfig
 
 ARCH = "legacy_xception"  # timm's name for the Keras-ported Xception
 WEIGHTS_KEY = "detector.pretrained"
 HEAD_KEYS = frozenset({"fc.weight", "fc.bias"})
-
-
-@dataclass
-class XceptionConfig(DetectorConfig):
-    name: str = "xception"
-    input_size: int = 256  # DeepfakeBench's resolution; Xception was pretrained at 299 but pools globally
-    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    augment: AugmentConfig = field(
-        default_factory=lambda: AugmentConfig(hflip=0.5, blur=0.5, color=0.5, jpeg=0.5, jpeg_quality=(40, 100))
-    )
-    # timm tag (needs internet), local weights file, or null = random init. The tag's weights fit width_mult=1 only.
-    pretrained: str | None = "tf_in1k"
-    drop_rate: float = 0.0  # dropout before the classifier; DeepfakeBench uses none
-    width_mult: float = 1.0  # channel scale of every stage; 1.0 = timm's legacy_xception
-    middle_blocks: int = 8  # middle-flow blocks; 8 = timm's legacy_xception
 
 
 # ---- building blocks -----------------------------------------------------------------------------------
@@ -150,13 +134,6 @@ def exit_flow(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return net.act4(net.bn4(net.conv4(x)))
 
 
-# DeepfakeBench's xception.yaml and f3net.yaml (Yan et al., NeurIPS 2023 D&B) train both with the same recipe:
-# Adam(0.9, 0.999) lr 2e-4, weight decay 5e-4, batch 32, 10 epochs, 32 frames per video.
-DEEPFAKEBENCH_RECIPE = {
-    "optimizer": "adam", "lr": 2e-4, "weight_decay": 5e-4, "batch_size": 32, "epochs": 10, "frames_per_video": 32
-}
-
-
 # ---- the detector --------------------------------------------------------------------------------------
 
 
@@ -164,8 +141,6 @@ class Xception(Detector):
     name = "xception"
     description = "Xception fine-tuned end to end (FaceForensics++ / DeepfakeBench baseline)"
     config_class = XceptionConfig
-    recipe = DEEPFAKEBENCH_RECIPE
-    tiny = {"input_size": 64, "pretrained": None, "width_mult": 0.125, "middle_blocks": 1}
 
     def __init__(self, cfg: XceptionConfig, domains) -> None:
         super().__init__(cfg, domains)
@@ -219,6 +194,8 @@ def create_xception(
         path = Path(pretrained).expanduser()
         if not path.is_file():
             raise BenchError(f"weights file {str(path)!r} does not exist", WEIGHTS_KEY)
+        if path.suffix != ".safetensors":  # refuse pickled objects in one line before timm's loader sees the file
+            load_weights(path, WEIGHTS_KEY)
         head = load_state_dict(str(path), weights_only=True).get("fc.weight")
         # Telling timm the file's class count makes it keep a head that fits and drop one that does not.
         overlay = {"file": str(path), "num_classes": 0 if head is None else head.shape[0]}

@@ -1,8 +1,10 @@
 """What a leaderboard table is: typed table specs, and the reported numbers shipped beside them (reported.csv).
 
-A table pivots MLflow runs: one row per (detector, optional setting such as the train subset, scale), one column
-per test set, cells = one logged metric `<test set>/<metric>`. The column names in `RowKey.column` / `Match.column`
-are those of MLflow's `search_runs` frame: `tags.bench.detector`, `params.detector.adapter_dim`, ...
+A table pivots MLflow runs: one row per method (detector + config, see docs/run-record.md) and optional setting
+such as the train subset; one column per test set (or, for `columns="perturbations"`, per perturbation level of
+`bench evaluate` runs, with the test set as the setting); cells = one logged metric `<test set>/<metric>`. The
+column names in `RowKey.column` / `Match.column` are those of MLflow's `search_runs` frame: `tags.bench.detector`,
+`params.detector.adapter_dim`, ...
 """
 
 from __future__ import annotations
@@ -60,14 +62,17 @@ class TableSpec:
     where: tuple[Match, ...] = ()  # run filters (e.g. an ablation's other switches at their defaults)
     footnotes: tuple[str, ...] = ()
     hint: str = ""  # the command that produces the table's runs; default: `bench run protocol=<experiments>`
+    columns: str = "test_sets"  # "test_sets" | "perturbations" (bench evaluate runs; the setting is the test set)
 
 
 METRIC_LABELS = {"auc": "frame AUC", "video_auc": "video AUC"}
 
 
 def reported_numbers() -> pd.DataFrame:
-    """All reported numbers (long format, REPORTED_COLUMNS), read from the package's reported.csv."""
+    """All reported numbers (long format, REPORTED_COLUMNS + `value_text`, the value as published: 0.7975 keeps
+    its four digits), read from the package's reported.csv."""
     with files("bench.leaderboards").joinpath("reported.csv").open("r", encoding="utf-8") as fh:
         frame = pd.read_csv(fh, comment="#", dtype=str, keep_default_na=False)
+    frame["value_text"] = frame["value"]
     frame["value"] = frame["value"].astype(float)
-    return frame[list(REPORTED_COLUMNS)]
+    return frame[[*REPORTED_COLUMNS, "value_text"]]

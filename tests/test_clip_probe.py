@@ -15,7 +15,7 @@ from bench.records import Batch
 
 def tiny_cfg(**overrides) -> ClipProbeConfig:
     """The class's own `tiny` overrides merged like `scale=tiny` does, plus the test's."""
-    node = OmegaConf.merge(OmegaConf.structured(ClipProbeConfig()), ClipProbe.tiny, overrides)
+    node = OmegaConf.merge(OmegaConf.structured(ClipProbeConfig()), ClipProbe.config_class.tiny, overrides)
     return OmegaConf.to_object(node)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from bench.dataset import dataset_node
 from bench.datasets.celebdf import CelebDFv1, CelebDFv2
 from bench.datasets.deepfakebench import DeepfakeBench
 from bench.datasets.dfd import DFD
@@ -29,13 +30,13 @@ SPLITS = ("train", "val", "test")
 @pytest.fixture(autouse=True)
 def _no_env_roots(monkeypatch):
     for cls in ADAPTERS:
-        monkeypatch.delenv(cls.root_env, raising=False)
+        monkeypatch.delenv(cls.config_class.root_env, raising=False)
     monkeypatch.delenv("BENCH_FFPP_SPLITS", raising=False)
 
 
 def build(cls, tmp_path: Path, **cfg):
     """The adapter as the runner builds it: its config schema merged with `datasets.<name>.*` values."""
-    node = OmegaConf.merge(OmegaConf.structured(cls.config_class), {k: v for k, v in cfg.items()})
+    node = OmegaConf.merge(dataset_node(cls.config_class, cls.name), {k: v for k, v in cfg.items()})
     return cls(node, tmp_path / "cache")
 
 
@@ -54,20 +55,20 @@ def test_missing_root_names_key_and_env(cls, tmp_path):
         adapter = build(cls, tmp_path, root=root)
         with pytest.raises(DataRootMissing) as err:
             listing(adapter, "test")
-        assert f"datasets.{cls.name}.root" in str(err.value) and cls.root_env in str(err.value)
+        assert f"datasets.{cls.name}.root" in str(err.value) and cls.config_class.root_env in str(err.value)
         with pytest.raises(DataRootMissing):
             adapter.check()
 
 
 @pytest.mark.parametrize("cls", ADAPTERS, ids=lambda c: c.name)
 def test_root_defaults_to_its_env_var(cls, tmp_path, monkeypatch):
-    assert OmegaConf.to_object(OmegaConf.structured(cls.config_class)).root is None
-    monkeypatch.setenv(cls.root_env, str(tmp_path))
-    node = OmegaConf.structured(cls.config_class)
+    assert OmegaConf.to_object(dataset_node(cls.config_class, cls.name)).root is None
+    monkeypatch.setenv(cls.config_class.root_env, str(tmp_path))
+    node = dataset_node(cls.config_class, cls.name)
     assert node.root == str(tmp_path) and node.name == cls.name
     assert OmegaConf.to_object(node).root == str(tmp_path)
     assert cls(None, tmp_path / "cache").root == tmp_path  # defaults resolved even without Hydra
-    others = {c.root_env for c in ADAPTERS} - {cls.root_env}
+    others = {c.config_class.root_env for c in ADAPTERS} - {cls.config_class.root_env}
     assert not any(env in OmegaConf.to_yaml(node, resolve=False) for env in others)
 
 
@@ -136,7 +137,11 @@ def test_ffpp_split_files(tmp_path):
         build(FFpp, tmp_path, root=str(tree.root)).check()
     msg = str(err.value)
     assert "datasets.ffpp.splits_dir" in msg and "BENCH_FFPP_SPLITS" in msg and "dataset/splits" in msg
-    for f in (tmp_path / "splits").iterdir():  # next to the videos, as some users keep them, they are found
+    (tree.root / "splits").mkdir()
+    for f in (tmp_path / "splits").iterdir():  # in <root>/splits/, as the repository names the folder, they are found
+        f.rename(tree.root / "splits" / f.name)
+    assert len(build(FFpp, tmp_path, root=str(tree.root)).videos("test")) == 2 * 5
+    for f in (tree.root / "splits").iterdir():  # next to the videos, as some users keep them, too
         f.rename(tree.root / f.name)
     assert len(build(FFpp, tmp_path, root=str(tree.root)).videos("test")) == 2 * 5
     test = json.loads((tree.root / "test.json").read_text())
@@ -166,7 +171,8 @@ def test_dfd_is_test_only_by_default(tmp_path):
     assert len({r.video for r in test}) == len(test)
     for r in test:
         name = Path(r.path).stem
-        assert r.source == name[:2] and r.label == (FAKE if r.domain == "DeepFakeDetection" else REAL)
+        actor, scene = name[:2], name.split("__")[1]
+        assert r.source == f"{actor}__{scene}" and r.label == (FAKE if r.domain == "DeepFakeDetection" else REAL)
         assert r.video == f"dfd/{r.domain}/{name}"
 
 
@@ -175,7 +181,7 @@ def test_dfd_actor_split_keeps_actors_apart(tmp_path):
     dfd = build(DFD, tmp_path, root=str(tree.root), test_only=False, val_fraction=0.3, test_fraction=0.3)
     by_split = {s: dfd.videos(s) for s in SPLITS}
     assert sum(len(v) for v in by_split.values()) == sum(tree.expected["test"].values())
-    actors = {s: {r.source for r in rs} for s, rs in by_split.items()}
+    actors = {s: {r.source.split("__")[0] for r in rs} for s, rs in by_split.items()}
     assert all(actors.values())  # 12 actors hashed at 0.4/0.3/0.3 fill every split
     assert not (actors["train"] & actors["val"] or actors["train"] & actors["test"] or actors["val"] & actors["test"])
 
@@ -375,3 +381,100 @@ def test_fixture_clip_is_h264_with_a_detectable_face(tmp_path):
     cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
     for frame in (frames[0], frames[-1]):
         assert len(cascade.detectMultiScale(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), 1.1, 5)) == 1
+
+
+# ---- list entries stay inside the root, sources for the leakage guard ---------------------------------------------
+def test_celebdf_list_entry_outside_the_root_is_refused(tmp_path):
+    tree = make_celebdf(tmp_path / "cdf", video=False)
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside/secret.mp4").write_bytes(clip_bytes())
+    lst = tree.root / "List_of_testing_videos.txt"
+    lst.write_text(lst.read_text() + "1 Celeb-real/../../outside/secret.mp4\n")
+    n = len(lst.read_text().splitlines())
+    with pytest.raises(BenchError, match=rf"List_of_testing_videos.txt line {n}: .*outside the dataset root") as err:
+        build(CelebDFv2, tmp_path, root=str(tree.root)).videos("test")
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd"])
+def test_dfdc_labels_and_metadata_entries_outside_the_root_are_refused(tmp_path, name):
+    tree = make_dfdc(tmp_path / "dfdc", test=(1, 1), parts=[(1, 1)], video=False)
+    labels = tree.root / "test/labels.csv"
+    labels.write_text(labels.read_text() + f"{name},1\n")
+    with pytest.raises(BenchError, match=r"labels.csv line 4: .*(outside the dataset root|absolute path)"):
+        build(DFDC, tmp_path, root=str(tree.root)).videos("test")
+    part = tree.root / "dfdc_train_part_0"
+    meta = json.loads((part / "metadata.json").read_text())
+    meta[name] = {"label": "REAL"}
+    (part / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(BenchError, match=r"metadata.json entry .*(outside the dataset root|absolute path)"):
+        build(DFDC, tmp_path, root=str(tree.root), val_fraction=0.0).videos("train")
+
+
+@pytest.mark.parametrize("entry", ["original_videos/../../../secret.mp4", "/etc/passwd.mp4"])
+def test_dfdcp_index_entries_outside_the_root_are_refused(tmp_path, entry):
+    tree = make_dfdcp(tmp_path / "dfdcp", video=False)
+    index = json.loads((tree.root / "dataset.json").read_text())
+    index[entry] = {"label": "real", "set": "test"}
+    (tree.root / "dataset.json").write_text(json.dumps(index))
+    with pytest.raises(BenchError, match=r"dataset.json entry .*(outside the dataset root|absolute path)"):
+        build(DFDCP, tmp_path, root=str(tree.root)).videos("test")
+
+
+def test_deepfakebench_frames_outside_the_root_need_the_option(tmp_path):
+    tree = make_deepfakebench(tmp_path / "dfb", videos=(1, 1, 1), frames=1, image=False)
+    json_file = tree.root / "dataset_json/FaceForensics++.json"
+    data = json.loads(json_file.read_text())
+    video = data["FaceForensics++"]["FF-DF"]["test"]["c23"]
+    name = next(iter(video))
+    outside = tmp_path / "elsewhere.png"
+    outside.write_bytes(b"")
+    for frame, match in (("../../elsewhere.png", "outside the dataset root"), (str(outside), "absolute path")):
+        video[name]["frames"] = [frame]
+        json_file.write_text(json.dumps(data))
+        with pytest.raises(BenchError, match=match) as err:
+            build(DeepfakeBench, tmp_path, root=str(tree.root), json_file=str(json_file)).samples("test")
+        assert f"FF-DF/test/{name}" in str(err.value)
+    allowed = build(DeepfakeBench, tmp_path, root=str(tree.root), json_file=str(json_file), allow_absolute=True)
+    assert str(outside) in {s.path for s in allowed.samples("test")}
+
+
+def test_ffpp_split_ids_cannot_name_paths(tmp_path):
+    tree = make_ffpp(tmp_path / "ff", video=False)
+    test = json.loads((tree.root / "splits/test.json").read_text())
+    (tree.root / "splits/test.json").write_text(json.dumps([["../../x", test[0][1]]]))
+    with pytest.raises(BenchError, match="letters and digits"):
+        build(FFpp, tmp_path, root=str(tree.root)).check()
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_celebdf_keeps_test_sources_out_of_training(tmp_path, keep):
+    tree = make_celebdf(tmp_path / "cdf", identities=3, clips=3, video=False)
+    lst = tree.root / "List_of_testing_videos.txt"
+    lst.write_text(lst.read_text() + "0 Celeb-synthesis/id0_id1_0000.mp4\n")  # a fake of id0_0000, which trains
+    cdf = build(CelebDFv2, tmp_path, root=str(tree.root), keep_test_sources=keep)
+    test_sources = {r.source for r in cdf.videos("test")}
+    assert {"id0_0000", "id0_0002"} <= test_sources  # a fake's source is the real clip it alters
+    rest = cdf.videos("train") + cdf.videos("val")
+    leaked = {r.video for r in rest if r.source in test_sources}
+    if keep:  # the documented switch: e.g. the real id0_0000 and the fake id0_id2... of it train
+        assert "celebdf_v2/Celeb-real/id0_0000" in leaked
+    else:
+        assert not leaked and len(rest) == sum(tree.expected["train+val"].values()) - 2  # the fake, and its real clip
+
+
+def test_ffpp_and_dfd_fakes_carry_their_mask_videos(tmp_path):
+    ff = make_ffpp(tmp_path / "ff", video=False)
+    stem = json.loads((ff.root / "splits/test.json").read_text())[0]
+    mask = ff.root / "manipulated_sequences/Deepfakes/masks/videos" / f"{stem[0]}_{stem[1]}.mp4"
+    mask.parent.mkdir(parents=True)
+    mask.write_bytes(b"")
+    records = build(FFpp, tmp_path, root=str(ff.root)).videos("test")
+    assert {r.video: r.mask for r in records if r.mask} == {f"ffpp/Deepfakes/{stem[0]}_{stem[1]}": str(mask)}
+    assert not any(r.mask for r in build(FFpp, tmp_path, root=str(ff.root), masks=False).videos("test"))
+    dfd = make_dfd(tmp_path / "dfd", video=False)
+    fake = next((dfd.root / "manipulated_sequences/DeepFakeDetection/c23/videos").iterdir())
+    dmask = dfd.root / "manipulated_sequences/DeepFakeDetection/masks/videos" / fake.name
+    dmask.parent.mkdir(parents=True)
+    dmask.write_bytes(b"")
+    assert [r.mask for r in build(DFD, tmp_path, root=str(dfd.root)).videos("test") if r.mask] == [str(dmask)]

@@ -151,11 +151,11 @@ def test_full_size_defaults_carry_the_published_settings():
     assert (cfg.lfs_window, cfg.lfs_stride, cfg.lfs_bands) == (10, 2, 6)
     assert (tuple(cfg.mean), tuple(cfg.std), cfg.augment.enabled) == ((0.5,) * 3, (0.5,) * 3, False)
     assert (cfg.width_mult, cfg.middle_blocks, cfg.dropout) == (1.0, 8, 0.5)
-    assert F3Net.recipe == {
+    assert F3Net.config_class.recipe == {
         "optimizer": "adam", "lr": 2e-4, "weight_decay": 5e-4, "batch_size": 32, "epochs": 10, "frames_per_video": 32
     }
-    assert set(F3Net.recipe) <= {f.name for f in dataclasses.fields(TrainerConfig)}
-    assert set(F3Net.tiny) <= {f.name for f in dataclasses.fields(F3NetConfig)}
+    assert set(F3Net.config_class.recipe) <= {f.name for f in dataclasses.fields(TrainerConfig)}
+    assert set(F3Net.config_class.tiny) <= {f.name for f in dataclasses.fields(F3NetConfig)}
 
 
 def test_full_size_builds_and_runs():

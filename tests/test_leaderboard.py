@@ -11,35 +11,17 @@ import pytest
 
 from bench.errors import BenchError
 from bench.leaderboard import leaderboard, list_tables
-from bench.leaderboards.ablations import DEMO_ALL
 from bench.leaderboards.benchmarks import CROSS_TEST_SETS, DEMO_IN_DOMAIN, DIFF_SUBSETS
 from bench.leaderboards.spec import AVG, reported_numbers
 from bench.leaderboards.tables import TABLES
+from mlflow_runs import log_run
 
-T0 = 1_700_000_000_000  # ms; runs get explicit, increasing start times
 DEMO_TEST_SETS = (*DEMO_IN_DOMAIN, "diffusion_heldout")
 
 
 def _auc(i: int, base: float) -> float:
     """Distinct values in 0.50-0.55, a range no reported number falls in."""
     return round(base + 0.0071 * i, 4)
-
-
-def _log(client, experiment: str, detector: str, minute: int, metrics: dict[str, float], status: str = "FINISHED",
-         params: dict[str, str] | None = None) -> None:
-    """One run with the tags, flattened-config params and `<test set>/<metric>` metrics the tracker logs."""
-    from mlflow.entities import Metric, Param
-
-    exp = client.get_experiment_by_name(experiment)
-    exp_id = exp.experiment_id if exp else client.create_experiment(experiment)
-    tags = {"bench.detector": detector, "bench.protocol": experiment, "bench.scale": "full",
-            "bench.git_commit": "0" * 40, "mlflow.runName": f"{detector}-{minute}"}
-    run = client.create_run(exp_id, start_time=T0 + 60_000 * minute, tags=tags)
-    params = {"detector.name": detector, "protocol.name": experiment, "protocol.version": "1", "trainer.seed": "0",
-              "trainer.epochs": "1", **(params or {})}
-    client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()],
-                     metrics=[Metric(k, v, T0, 0) for k, v in metrics.items()])
-    client.set_terminated(run.info.run_id, status=status)
 
 
 @pytest.fixture(scope="module")
@@ -54,15 +36,16 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict:
     def cross(base: float) -> dict[str, float]:
         return {f"{t}/auc": _auc(i, base) for i, t in enumerate(CROSS_TEST_SETS)} | {"val/auc": 0.99}
 
+    ff = ["protocol=ff_to_all"]
     logged["moa_clip"] = cross(0.50)
-    _log(client, "ff_to_all", "moa_clip", 1, logged["moa_clip"])
-    _log(client, "ff_to_all", "xception", 2, cross(0.51))  # superseded by the next run
+    log_run(client, [*ff, "detector=moa_clip"], logged["moa_clip"], minute=1)
+    log_run(client, [*ff, "detector=xception"], cross(0.51), minute=2)  # superseded by the next run
     logged["xception"] = cross(0.52)
-    _log(client, "ff_to_all", "xception", 3, logged["xception"])
-    _log(client, "ff_to_all", "f3net", 4, {"CDF-v1/auc": 0.5432}, status="FAILED")
+    log_run(client, [*ff, "detector=xception"], logged["xception"], minute=3)
+    log_run(client, [*ff, "detector=f3net"], {"CDF-v1/auc": 0.5432}, minute=4, status="FAILED")
     logged["clip_probe/0"], logged["clip_probe/1"] = cross(0.503), cross(0.514)
-    _log(client, "ff_to_all", "clip_probe", 5, logged["clip_probe/0"])
-    _log(client, "ff_to_all", "clip_probe", 6, logged["clip_probe/1"], params={"trainer.seed": "1"})
+    log_run(client, [*ff, "detector=clip_probe"], logged["clip_probe/0"], minute=5)
+    log_run(client, [*ff, "detector=clip_probe", "trainer.seed=1"], logged["clip_probe/1"], minute=6)
 
     demo = {}
     for i, t in enumerate(DEMO_TEST_SETS):
@@ -70,13 +53,12 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict:
             v = _auc(i, 0.50 + 0.02 * j)
             demo |= {f"{t}/{m}": v, f"{t}/{m}_ci_low": v - 0.03, f"{t}/{m}_ci_high": v + 0.04}
     logged["demo"] = demo
-    _log(client, "demo", "dummy", 7, demo)
-    _log(client, "demo", "moa_clip", 8, demo, params={"detector.ablate": "sim", "protocol.train.domains": DEMO_ALL})
+    log_run(client, ["detector=dummy"], demo, minute=7)
+    log_run(client, ["detector=moa_clip", "detector.ablate=sim"], demo, minute=8)
 
     for k, subset in enumerate(("t2i", "fs")):
         logged[f"diff_{subset}"] = {f"{t}/auc": _auc(i, 0.50 + 0.003 * k) for i, t in enumerate(DIFF_SUBSETS)}
-        _log(client, f"diff_{subset}", "clip_ft", 9 + k, logged[f"diff_{subset}"],
-             params={"protocol.train.domains": f"['{subset}']"})
+        log_run(client, [f"protocol=diff_{subset}", "detector=clip_ft"], logged[f"diff_{subset}"], minute=9 + k)
     return {"uri": uri, "logged": logged}
 
 
@@ -96,10 +78,13 @@ def test_cross_github(store: dict) -> None:
     text = leaderboard("cross", "github", uri=store["uri"])
     rows = _rows(text)
     header = [line for line in text.splitlines() if line.startswith("|")][0]
-    assert [c.strip() for c in header.strip("|").split("|")] == ["method", "source", *CROSS_TEST_SETS, AVG]
+    assert [c.strip() for c in header.strip("|").split("|")] == ["method", "source", *CROSS_TEST_SETS, AVG,
+                                                                 "seeds", "runs", "commit", "protocol"]
 
     values = [store["logged"]["moa_clip"][f"{t}/auc"] for t in CROSS_TEST_SETS]
-    assert _row(rows, "moa_clip", "measured")[2:] == [f"{v:.3f}" for v in [*values, np.mean(values)]]
+    moa = _row(rows, "moa_clip", "measured")
+    assert moa[2:8] == [f"{v:.3f}" for v in [*values, np.mean(values)]]
+    assert moa[8] == "1 (0)" and len(moa[9]) == 8 and moa[10] == "0123456" and moa[11] == "v1"  # provenance
     # the measured row sits right after the paper's row of the same detector
     paper_row = rows.index(_row(rows, "MoA-CLIP", "reported (paper T1)"))
     assert rows.index(_row(rows, "moa_clip", "measured")) == paper_row + 1
@@ -108,7 +93,8 @@ def test_cross_github(store: dict) -> None:
     reported = reported_numbers()
     lsda = reported[(reported["method"] == "LSDA") & (reported["test_set"] == "CDF-v1")]["value"].item()
     assert _row(rows, "LSDA", "reported (paper T1)")[2] == f"{lsda:.3f}"
-    assert _row(rows, "EfficientNet-B4", "reported (DeepfakeBench)")
+    assert _row(rows, "F3Net", "reported (DeepfakeBench)")[6] == "0.7975"  # published precision kept
+    assert _row(rows, "EfficientNet-B4", "reported (DeepfakeBench)")[8:] == ["", "", "", ""]
     assert "top-3 test AUCs" in text
 
     # the latest of two runs with the same row key and seed wins
@@ -118,11 +104,12 @@ def test_cross_github(store: dict) -> None:
 
     # two seeds: mean ± std
     seeds = [store["logged"][f"clip_probe/{s}"]["CDF-v2/auc"] for s in (0, 1)]
-    assert _row(rows, "clip_probe", "measured (2 seeds)")[3] == f"{np.mean(seeds):.3f} ± {np.std(seeds, ddof=1):.3f}"
+    clip = _row(rows, "clip_probe", "measured")
+    assert clip[3] == f"{np.mean(seeds):.3f} ± {np.std(seeds, ddof=1):.3f}" and clip[8] == "2 (0,1)"
 
     # the FAILED run is excluded and counted
     assert not any(r[0] == "f3net" for r in rows) and "0.543" not in text
-    assert "1 FAILED run(s)" in text
+    assert "1 FAILED" in text
 
 
 def test_cross_latex_and_csv(store: dict) -> None:
@@ -136,7 +123,14 @@ def test_cross_latex_and_csv(store: dict) -> None:
     cells = pd.read_csv(io.StringIO(text), comment="#", keep_default_na=False)
     measured = cells[(cells["method"] == "moa_clip") & (cells["source"] == "measured")].set_index("test_set")
     for t in CROSS_TEST_SETS:
-        assert measured.loc[t, "value"] == pytest.approx(moa[f"{t}/auc"], abs=5e-4)
+        assert measured.loc[t, "value"] == moa[f"{t}/auc"]  # full precision, not rounded to 3 digits
+    provenance = measured.loc["CDF-v1", ["n_runs", "seeds", "commits", "protocol_version"]]
+    assert [str(v) for v in provenance] == ["1", "0", "0123456", "1"]
+    as_text = pd.read_csv(io.StringIO(text), comment="#", keep_default_na=False, dtype=str)
+    f3 = as_text[(as_text["method"] == "F3Net") & (as_text["source"] == "reported (DeepfakeBench)")]
+    assert f3.set_index("test_set").loc["DFD", "value"] == "0.7975"  # reported numbers keep their precision
+    assert as_text.set_index(["method", "source", "test_set"]).loc[("LSDA", "reported (paper T1)", "CDF-v1"),
+                                                                   "value"] == "0.867"
     assert set(cells.loc[cells["source"].str.startswith("reported"), "source"]) == {
         "reported (paper T1)", "reported (DeepfakeBench)"}
     assert "f3net" not in set(cells["method"])
@@ -146,8 +140,8 @@ def test_demo_shows_frame_and_video_auc_with_ci(store: dict) -> None:
     text = leaderboard("demo", "github", uri=store["uri"])
     rows = _rows(text)
     demo = store["logged"]["demo"]
-    frame = _row(rows, "dummy", "frame AUC", "measured")
-    video = _row(rows, "dummy", "video AUC", "measured")
+    frame = _row(rows, "dummy", "frame AUC", "measured (tiny)")
+    video = _row(rows, "dummy", "video AUC", "measured (tiny)")
     blend = demo["blend/auc"]
     assert frame[3] == f"{blend:.3f} [{demo['blend/auc_ci_low']:.3f}, {demo['blend/auc_ci_high']:.3f}]"
     assert video[3].startswith(f"{demo['blend/video_auc']:.3f} [")
@@ -169,7 +163,7 @@ def test_diff_rows_are_detector_and_train_subset(store: dict) -> None:
 
 def test_ablation_over_another_experiment_uses_its_test_sets(store: dict) -> None:
     text = leaderboard("ablation_losses", "github", experiment="demo,nonexistent", uri=store["uri"])
-    row = _row(_rows(text), "moa_clip", "w/o L_sim", "measured")
+    row = _row(_rows(text), "moa_clip", "w/o L_sim", "measured (tiny)")
     assert f"{store['logged']['demo']['blend/auc']:.3f}" in row
     assert "not shown" in text  # the paper's columns (CDF-v2, ...) are not among the demo's test sets
     assert "dummy" not in text  # the table keeps MoA-CLIP runs only
@@ -178,7 +172,7 @@ def test_ablation_over_another_experiment_uses_its_test_sets(store: dict) -> Non
 def test_no_runs(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'absent.db'}"
     text = leaderboard("cross", "github", uri=uri)
-    assert "No finished runs" in text and uri in text and "bench run protocol=ff_to_all" in text
+    assert "No usable runs" in text and uri in text and "bench run protocol=ff_to_all" in text
     assert _row(_rows(text), "MoA-CLIP", "reported (paper T1)")  # reported rows still shown
     with pytest.raises(BenchError, match="bench run protocol=demo"):
         leaderboard("demo", "github", uri=uri)  # nothing at all to show

@@ -1,14 +1,13 @@
-"""bench.metrics against hand-computed cases and against a naive scikit-learn bootstrap."""
+"""bench.metrics against hand-computed cases; input validation at every public entry point."""
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from bench.metrics import binary_metrics, bootstrap_auc, equal_error_rate, evaluate, video_scores
+from bench.metrics import (InvalidInput, binary_metrics, equal_error_rate, evaluate, expected_calibration_error,
+                           tpr_at_fpr, video_scores)
 from bench.records import Predictions
 
 
@@ -70,29 +69,6 @@ def test_ci_contains_estimate_and_narrows_with_more_data() -> None:
     assert large.auc_ci_high - large.auc_ci_low < (small.auc_ci_high - small.auc_ci_low) / 2
 
 
-def test_vectorised_bootstrap_matches_a_naive_stratified_bootstrap() -> None:
-    labels, scores = _separable(300, 1.0, seed=2)
-    scores = np.round(scores, 2)  # ties, which count 1/2 in the Mann-Whitney statistic
-    fast = bootstrap_auc(labels, scores, 1000, seed=0)
-    rng = np.random.default_rng(1)
-    pos, neg = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
-    naive = []
-    for _ in range(1000):
-        idx = np.r_[rng.choice(pos, pos.size), rng.choice(neg, neg.size)]
-        naive.append(roc_auc_score(labels[idx], scores[idx]))
-    assert fast.mean() == pytest.approx(np.mean(naive), abs=0.004)
-    assert fast.std() == pytest.approx(np.std(naive), rel=0.1)
-    assert np.percentile(fast, [2.5, 97.5]) == pytest.approx(np.percentile(naive, [2.5, 97.5]), abs=0.012)
-
-
-def test_bootstrap_is_fast_and_seeded() -> None:
-    labels, scores = _separable(10_000, 1.0, seed=3)
-    start = time.perf_counter()
-    a = bootstrap_auc(labels, scores, 1000, seed=7)
-    assert time.perf_counter() - start < 5.0  # ~0.2 s on one idle core
-    assert np.array_equal(a, bootstrap_auc(labels, scores, 1000, seed=7))
-
-
 def test_video_scores_are_the_mean_frame_probability() -> None:
     videos = ["ds/b", "ds/a", "ds/b", "ds/a", "ds/c"]
     labels = np.array([1, 0, 1, 0, 0])
@@ -117,11 +93,74 @@ def test_evaluate_frame_and_video_level() -> None:
     preds = Predictions(keys=[f"{v}#{i % 3}" for i, v in enumerate(videos)], videos=videos,
                         domains=["x"] * len(videos), labels=labels, scores=scores)
     out = evaluate(preds, bootstrap=100, seed=0).as_dict()
-    assert set(out) == {"auc", "ap", "eer", "acc", "auc_ci_low", "auc_ci_high", "n_frames",
-                        "video_auc", "video_ap", "video_eer", "video_acc", "video_auc_ci_low", "video_auc_ci_high",
-                        "n_videos"}
+    names = {"auc", "ap", "eer", "acc", "auc_ci_low", "auc_ci_high", "ece", "tpr_at_fpr_1pct", "tpr_at_fpr_5pct"}
+    assert set(out) == names | {f"video_{n}" for n in names} | {"n_frames", "n_videos"}
     assert out["auc"] == pytest.approx(roc_auc_score(labels, scores))
     _, v_labels, v_scores = video_scores(videos, labels, scores)
     assert out["video_auc"] == pytest.approx(roc_auc_score(v_labels, v_scores))
     assert (out["n_frames"], out["n_videos"]) == (60, 20)
     assert all(isinstance(v, float) for v in out.values())
+
+
+def test_expected_calibration_error_by_hand() -> None:
+    # 15 bins of width 1/15. Bin of 0.1 (bin 1): labels 0, 1 -> fake fraction 0.5 vs mean score 0.1: gap 0.4, weight 2/4.
+    # Bin of 0.9 (bin 13): labels 1, 1 -> 1.0 vs 0.9: gap 0.1, weight 2/4.  ECE = 0.5 * 0.4 + 0.5 * 0.1 = 0.25.
+    assert expected_calibration_error([0, 1, 1, 1], [0.1, 0.1, 0.9, 0.9]) == pytest.approx(0.25)
+    assert expected_calibration_error([0, 1], [0.0, 1.0]) == 0.0  # 1.0 falls in the last bin, not past it
+    assert np.isnan(expected_calibration_error([0, 1], [-0.5, 3.0]))  # not probabilities
+
+
+def test_perfectly_calibrated_scores_have_small_ece() -> None:
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0, 1, 200_000)
+    labels = (rng.uniform(0, 1, p.size) < p).astype(int)  # P(fake | score p) = p
+    assert expected_calibration_error(labels, p) < 0.01
+    assert expected_calibration_error(labels, p ** 3) > 0.1  # the same ranking, badly calibrated
+
+
+def test_tpr_at_fpr_takes_an_operating_point_one_can_set() -> None:
+    # 100 reals at 0..0.99 and 10 fakes: 5 above every real, 5 between the 4th- and 5th-highest real.
+    reals = np.arange(100) / 100
+    fakes = np.r_[np.full(5, 2.0), np.full(5, 0.955)]
+    labels, scores = np.r_[np.zeros(100), np.ones(10)], np.r_[reals, fakes]
+    assert tpr_at_fpr(labels, scores, 0.01) == pytest.approx(0.5)  # FPR 0.04 would be needed for the other 5
+    assert tpr_at_fpr(labels, scores, 0.05) == pytest.approx(1.0)
+    m = binary_metrics(labels, scores, bootstrap=0)
+    assert (m.tpr_at_fpr_1pct, m.tpr_at_fpr_5pct) == (0.5, 1.0)
+
+
+@pytest.mark.parametrize("labels, match", [
+    ([0, 0.5, 1, 1], "exactly 0 .* 1 other value.*0.5"),  # never truncated to 0
+    ([0, 1, 1.5, 1], "1.5"),
+    ([0, 1, 2, 1], "2"),
+    ([0, 1, np.nan, 1], "nan"),
+    (["0", "1", "1", "0"], "numbers"),
+])
+def test_labels_must_be_exactly_zero_or_one(labels, match) -> None:
+    for call in (lambda: binary_metrics(labels, [0.1, 0.2, 0.3, 0.4], bootstrap=0),
+                 lambda: equal_error_rate(np.array(labels, dtype=object), np.array([0.1, 0.2, 0.3, 0.4])),
+                 lambda: video_scores(["a", "b", "c", "d"], labels, [0.1, 0.2, 0.3, 0.4])):
+        with pytest.raises(InvalidInput, match=match):
+            call()
+
+
+def test_scores_must_be_finite_and_bootstrap_non_negative() -> None:
+    for bad in (np.nan, np.inf, -np.inf):
+        with pytest.raises(InvalidInput, match="1 score.*NaN or infinite"):
+            binary_metrics([0, 1, 0, 1], [0.1, bad, 0.3, 0.4], bootstrap=0)
+        with pytest.raises(InvalidInput, match="NaN or infinite"):
+            video_scores(["a", "b", "c", "d"], [0, 1, 0, 1], [0.1, bad, 0.3, 0.4])
+    for n in (-1, 2.5, True):
+        with pytest.raises(InvalidInput, match="integer >= 0"):
+            binary_metrics([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], bootstrap=n)
+    assert isinstance(InvalidInput("x"), ValueError)  # callers catching ValueError keep working
+    with pytest.raises(InvalidInput, match="bins"):
+        expected_calibration_error([0, 1], [0.2, 0.8], bins=0)
+    with pytest.raises(InvalidInput, match=r"max_fpr must lie in \[0, 1\]"):
+        tpr_at_fpr([0, 1], [0.2, 0.8], 5)
+
+
+def test_video_scores_refuses_missing_keys() -> None:
+    for key in (None, np.nan, ""):
+        with pytest.raises(InvalidInput, match="1 of 3 video keys are missing"):
+            video_scores(["a", key, "b"], [0, 1, 1], [0.1, 0.2, 0.3])

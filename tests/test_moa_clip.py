@@ -22,7 +22,7 @@ DOMAINS = ["Deepfakes", "Face2Face", "FaceSwap"]
 
 def tiny_cfg(**kw) -> MoAClipConfig:
     base = MoAClipConfig(backbone=BackboneConfig(arch=TINY_ARCH, pretrained=None))
-    return replace(base, **{**MoAClip.tiny, "backbone": base.backbone, "adapter_dim": 8, **kw})
+    return replace(base, **{**MoAClip.config_class.tiny, "backbone": base.backbone, "adapter_dim": 8, **kw})
 
 
 def make_batch(domains: list[int], seed: int = 0) -> Batch:

@@ -5,7 +5,7 @@ different adapters, and the runner logs the route weights per test set. Threshol
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -15,7 +15,7 @@ from sklearn.metrics import roc_auc_score
 from bench.config import TrainerConfig
 from bench.data import FrameDataset, assign_domains, make_loader
 from bench.datasets.synthetic import SplitSizes, Synthetic, SyntheticConfig
-from bench.detectors.moa_clip import MoAClip, MoAClipConfig
+from bench.detectors.moa_clip import MoAClip
 from bench.engine import train_one_epoch
 from bench.checkpoint import TrainState
 from bench.optim import build_optimizer, build_scheduler

@@ -14,11 +14,13 @@ from omegaconf import OmegaConf
 
 from bench.dataset import DatasetConfig, VideoDatasetAdapter, VideoRecord, load_image
 from bench.errors import BenchError
-from bench.faces import HaarConfig, HaarFaceDetector, crop_box, largest, square_crop
+from bench.crops import DONE, source_dir, variant, video_dir
+from bench.faces import crop_box, largest, square_crop
+from bench.faces.haar import HaarConfig, HaarFaceDetector
 from bench.plugins import load_plugins
 from bench.data_status import data_status
-from bench.manifest import DECODE_ERROR, MANIFEST, NO_FACE, OK, prepared_samples
-from bench.prepare import DONE, PrepareConfig, prepare_dataset, run_prepare, variant, video_dir
+from bench.manifest import DECODE_ERROR, NO_FACE, OK, manifest_path, prepared_samples
+from bench.prepare import PrepareConfig, prepare_dataset, run_prepare
 from bench.records import REAL_DOMAIN
 from bench.video import even_indices, write_video
 
@@ -90,12 +92,12 @@ def config(**kw) -> PrepareConfig:
 
 
 def manifest(adapter: ClipFolder) -> pd.DataFrame:
-    return pd.read_parquet(adapter.cache_dir / MANIFEST)
+    return pd.read_parquet(manifest_path(adapter))
 
 
 def test_haar_finds_the_astronaut_at_fixture_size() -> None:
     face = largest(HaarFaceDetector(HaarConfig()).detect(astronaut_frames(1)[0]))
-    assert face is not None and iou(face, scaled(ASTRONAUT_FACE)) > 0.5
+    assert face is not None and iou(face.box, scaled(ASTRONAUT_FACE)) > 0.5 and face.score > 0.5
     assert largest(HaarFaceDetector(HaarConfig()).detect(blank_frames(1)[0])) is None
 
 
@@ -126,7 +128,7 @@ def test_prepare_turns_a_face_video_into_face_crops(adapter) -> None:
         crop = load_image(s)
         assert crop.shape == (256, 256, 3)
         face = largest(HaarFaceDetector(HaarConfig()).detect(crop))  # the face is found again, filling the crop
-        assert face is not None and (face[2] - face[0]) > 256 / 2
+        assert face is not None and (face.box[2] - face.box[0]) > 256 / 2
 
 
 def test_no_face_and_corrupt_inputs_are_reported_while_the_rest_is_prepared(adapter, caplog) -> None:
@@ -139,7 +141,11 @@ def test_no_face_and_corrupt_inputs_are_reported_while_the_rest_is_prepared(adap
     assert (broken.status == DECODE_ERROR).all() and (broken.frame == -1).all() and (broken.error.str.len() > 0).all()
     assert (m[m.video == "clips/real/carol"].status == OK).sum() == 4  # the good video of that split is prepared
     assert summary.frames[NO_FACE] == 3 and len(summary.unreadable) == 3
-    assert "empty: cannot open" in summary.render()
+    reasons = dict(zip(broken.video, broken.error))  # each failure says what is wrong with the file
+    assert reasons["clips/fake/empty"] == "empty file (0 bytes)"
+    assert reasons["clips/fake/readme"].startswith("not a video: no known container signature")
+    assert reasons["clips/fake/truncated"].startswith("truncated")
+    assert "clips/fake/empty: empty file (0 bytes)" in summary.render()
     with caplog.at_level(logging.WARNING, logger="bench.manifest"):
         test = prepared_samples(adapter, "test")
         val = prepared_samples(adapter, "val")
@@ -152,14 +158,15 @@ def test_resume_skips_finished_videos_and_redoes_unfinished_ones(adapter, monkey
     prepare_dataset(adapter, config(), HaarFaceDetector)
     first = manifest(adapter)
     # Simulate a run killed while cropping `bob`: its done marker is missing and a temporary file is left over.
-    bob = adapter.cache_dir / "crops" / variant(config()) / video_dir("clips/fake/bob")
+    bob_path = str(adapter.root / "train/fake/bob.mp4")
+    bob = adapter.cache_dir / "crops" / variant(config()) / source_dir(bob_path) / video_dir("clips/fake/bob")
     (bob / DONE).unlink()
     (bob / ".000000.jpg.123.tmp").write_bytes(b"half a jpeg")
     redone = []
-    import bench.prepare as prep
+    import bench.workers as workers
 
-    real = prep.prepare_video
-    monkeypatch.setattr(prep, "prepare_video", lambda job, *a: redone.append(job.record.video) or real(job, *a))
+    real = workers.prepare_video
+    monkeypatch.setattr(workers, "prepare_video", lambda job, *a, **k: redone.append(job.record.video) or real(job, *a, **k))
     summary = prepare_dataset(adapter, config(), HaarFaceDetector)
     assert redone == ["clips/fake/bob"] and summary.reused == summary.videos - 1
     assert not list(adapter.cache_dir.rglob("*.tmp"))
@@ -234,14 +241,80 @@ def test_run_prepare_exit_codes(tmp_path, adapter, plugins, capsys) -> None:
 
 
 def test_data_status(tmp_path, adapter, plugins) -> None:
+    from bench.data_status import status_frame
+
     cfg = cli_config(tmp_path, adapter.root, dataset=None)
     text = data_status(cfg)
     assert "clips" in text and str(adapter.root) in text and "not prepared" in text
+    assert "synthetic" in text and "diff" in text  # image and generated datasets are shown too
     run_prepare(cli_config(tmp_path, adapter.root, splits=["train", "test"]))
-    text = data_status(cfg)
-    rows = {line.split()[2]: line for line in text.splitlines() if line.startswith("clips")}
-    assert rows["train"].split()[3:6] == ["2", "2", "8"]  # listed, on disk, frames ok
-    assert "3 unreadable videos" in rows["test"]
-    assert data_status(cli_config(tmp_path, None)).count("not set: datasets.clips.root") == 3  # prepared: per split
-    other = cli_config(tmp_path / "elsewhere", None)
-    assert "not set: datasets.clips.root" in data_status(other) and "not prepared" in data_status(other)
+    rows = status_frame(cli_config(tmp_path, adapter.root)).set_index("split")
+    assert rows.loc["train", "listed"] == "2 videos" and rows.loc["train", "on disk"] == 2
+    assert rows.loc["train", "by label"] == "real 1, fake 1" and rows.loc["train", "by domain"] == "fake 1, real 1"
+    assert rows.loc["train", "frames ok"] == 8 and "3 unreadable videos" in rows.loc["test", "failed"]
+    assert rows.loc["val", "frames ok"] == "not prepared"
+    unset = status_frame(cli_config(tmp_path, None))
+    assert "has no root configured: set datasets.clips.root" in unset.root[0]  # the real error, not "(missing)"
+
+
+def test_trial_run_prepares_a_few_videos_per_split_over_domains(tmp_path, adapter, plugins, caplog) -> None:
+    summary = prepare_dataset(adapter, config(splits=["test"], max_videos=2), HaarFaceDetector)
+    m = manifest(adapter)
+    assert summary.videos == 2 and m.video.nunique() == 2 and set(m.domain) == {"real", "fake"}
+    with caplog.at_level(logging.WARNING, logger="bench.manifest"):
+        prepared_samples(adapter, "test")
+    assert "trial preparation (prepare.max_videos=2)" in caplog.text
+    from bench.data_status import status_frame
+
+    rows = status_frame(cli_config(tmp_path, adapter.root)).set_index("split")
+    assert "trial: 2 videos" in str(rows.loc["test", "frames ok"])
+
+
+def test_cache_is_keyed_by_root(tmp_path, adapter) -> None:
+    import shutil
+
+    prepare_dataset(adapter, config(splits=["train"]), HaarFaceDetector)
+    copy = tmp_path / "copy"
+    shutil.copytree(adapter.root, copy)
+    other = ClipFolder(DatasetConfig(name="clips", root=str(copy)), adapter.cache_dir)  # same cache folder
+    summary = prepare_dataset(other, config(splits=["train"]), HaarFaceDetector)
+    assert summary.reused == 0 and manifest_path(other) != manifest_path(adapter)  # nothing shared with the first root
+    assert set(manifest(other).video_path.map(lambda p: Path(p).parent.parent.parent)) == {copy}
+    assert len(prepared_samples(adapter, "train")) == len(prepared_samples(other, "train")) == 8
+
+
+def test_crops_of_another_face_choice_version_or_setting_never_mix(monkeypatch) -> None:
+    import bench.crops
+
+    base = variant(PrepareConfig())
+    assert variant(PrepareConfig(detect_every=4)) != base and variant(PrepareConfig(selection="best")) != base
+    monkeypatch.setattr(bench.crops, "FACES_VERSION", bench.crops.FACES_VERSION + 1)  # a change that moves crops
+    assert variant(PrepareConfig()) != base
+
+
+def test_data_verify_marks_bad_crops_in_the_manifest(tmp_path, adapter, plugins, capsys) -> None:
+    from bench.data_verify import run_verify
+
+    run_prepare(cli_config(tmp_path, adapter.root, splits=["train"]))
+    cfg = cli_config(tmp_path, adapter.root, splits=["train"])
+    assert run_verify(cfg, "clips") == 0
+    crops = sorted((tmp_path / "cache/clips/crops").rglob("*.jpg"))
+    crops[0].write_bytes(crops[0].read_bytes()[:3000])  # truncated: libjpeg only warns
+    crops[1].unlink()  # deleted
+    crops[2].write_text("not a jpeg")
+    capsys.readouterr()
+    assert run_verify(cfg, "clips") == 1
+    out = capsys.readouterr().out
+    assert "3 failed" in out and "truncated" in out and "missing" in out and "not an image file" in out
+    from bench.data_verify import BAD_CROP
+
+    m = pd.read_parquet(next((tmp_path / "cache/clips/manifests").glob("*.parquet")))
+    assert (m.status == BAD_CROP).sum() == 3 and len(prepared_samples(ClipFolder(adapter.cfg, tmp_path / "cache/clips"), "train")) == 5
+
+
+def test_prepare_cfg_prints_the_config(capsys) -> None:
+    from bench.cli import main
+
+    assert main(["prepare", "--cfg", "dataset=ffpp", "prepare.max_videos=3"]) == 0
+    out = capsys.readouterr().out
+    assert "dataset: ffpp" in out and "max_videos: 3" in out and "selection: track" in out

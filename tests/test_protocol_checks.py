@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -13,12 +14,15 @@ from bench.records import Sample
 from bench.runner import collect
 
 
+class NoRootConfig(DatasetConfig):
+    needs_root: ClassVar[bool] = False
+
+
 class OnlyFakesInTest(DatasetAdapter):
     """Real images exist only in train (like a DiFF tree whose test/real folder is missing)."""
 
     name = "only_fakes"
-    config_class = DatasetConfig
-    needs_root = False
+    config_class = NoRootConfig
 
     def domains(self) -> list[str]:
         return ["t2i", "fs"]

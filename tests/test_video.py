@@ -49,6 +49,21 @@ def test_reads_the_requested_frames_by_seeking(tmp_path, suffix) -> None:
     assert decoded <= gop * len(wanted) < n
 
 
+@pytest.mark.parametrize("threads", [1, 0])  # 0: frame threading, where packets are decoded out of step
+def test_unwanted_non_reference_frames_are_skipped_without_changing_a_pixel(tmp_path, threads) -> None:
+    path = tmp_path / "pan.mp4"
+    texture = np.random.default_rng(0).integers(0, 255, (64, 96, 3), dtype=np.uint8)
+    write_video(path, [np.roll(texture, 2 * i, axis=1) for i in range(90)], gop=250)  # one keyframe, x264 B-frames
+    wanted = even_indices(90, 8)
+    frames, decoded = {}, {}
+    for skip in (False, True):
+        with VideoReader(path, threads=threads, skip_unwanted=skip) as reader:
+            frames[skip] = [img for _, img in reader.read(wanted)]
+            decoded[skip] = reader.decoded
+    assert len(frames[True]) == len(wanted) and all(np.array_equal(a, b) for a, b in zip(frames[False], frames[True]))
+    assert decoded[False] == 90 and decoded[True] < 0.8 * 90  # B-frames nothing refers to were never decoded
+
+
 def test_read_frames_evenly_spaced(tmp_path) -> None:
     path = tmp_path / "ramp.mp4"
     write_video(path, ramp(60), gop=30)

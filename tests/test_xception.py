@@ -53,11 +53,11 @@ def test_full_size_defaults_are_deepfakebench():
     assert (a.hflip, a.blur, a.color, a.jpeg, tuple(a.jpeg_quality)) == (0.5, 0.5, 0.5, 0.5, (40, 100))
     assert cfg.pretrained == "tf_in1k" and cfg.drop_rate == 0.0
     assert (cfg.width_mult, cfg.middle_blocks) == (1.0, 8)
-    assert Xception.recipe == {
+    assert Xception.config_class.recipe == {
         "optimizer": "adam", "lr": 2e-4, "weight_decay": 5e-4, "batch_size": 32, "epochs": 10, "frames_per_video": 32
     }
-    assert set(Xception.recipe) <= {f.name for f in dataclasses.fields(TrainerConfig)}
-    assert set(Xception.tiny) <= {f.name for f in dataclasses.fields(XceptionConfig)}
+    assert set(Xception.config_class.recipe) <= {f.name for f in dataclasses.fields(TrainerConfig)}
+    assert set(Xception.config_class.tiny) <= {f.name for f in dataclasses.fields(XceptionConfig)}
 
 
 def test_eval_transform_is_resize_only():
@@ -141,3 +141,26 @@ def test_tag_without_internet_asks_for_a_local_file(monkeypatch):
     monkeypatch.setattr(timm.models._builder, "load_state_dict_from_url", offline)
     with pytest.raises(BenchError, match="detector.pretrained=/path/to"):
         Xception(XceptionConfig(pretrained="tf_in1k"), domains=["fake"])
+
+
+class _RunsCode:
+    """Unpickling this touches a file: a weights loader must refuse it without running it."""
+
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (type(self.marker).touch, (self.marker,))
+
+
+@pytest.mark.parametrize("detector", ["xception", "f3net"])
+def test_a_pickled_weights_file_is_refused_in_one_line_without_running_it(tmp_path, detector):
+    from bench.detectors.f3net import F3Net
+
+    cls = {"xception": Xception, "f3net": F3Net}[detector]
+    marker, path = tmp_path / "payload-ran", tmp_path / "weights.pth"
+    torch.save({"conv1.weight": _RunsCode(marker)}, path)
+    with pytest.raises(BenchError, match="not a plain weights file") as err:
+        cls(tiny.tiny_cfg(cls, pretrained=str(path), width_mult=1.0, middle_blocks=8), domains=["fake"])
+    assert "weights_only=False" not in str(err.value) and err.value.key == "detector.pretrained"
+    assert not marker.exists()

@@ -12,7 +12,7 @@ from bench.records import Batch
 
 def tiny_cfg(detector_cls: type, **overrides: Any) -> Any:
     """The class's config with its own `tiny` overrides merged like `scale=tiny` does, plus the test's."""
-    merged = OmegaConf.merge(OmegaConf.structured(detector_cls.config_class()), detector_cls.tiny, overrides)
+    merged = OmegaConf.merge(OmegaConf.structured(detector_cls.config_class()), detector_cls.config_class.tiny, overrides)
     return OmegaConf.to_object(merged)
 
 

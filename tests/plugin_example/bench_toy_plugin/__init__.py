@@ -1,50 +1,27 @@
-"""An example ForgeryBench plugin: a detector that lives entirely outside the ForgeryBench repository.
+"""An example ForgeryBench plugin, living entirely outside the ForgeryBench repository: a detector, a dataset whose
+root comes from an environment variable, a protocol on that dataset and a leaderboard table.
 
-Installing this distribution is all it takes: its entry point (group `bench`) points at this module, whose hook
-registers the detector; `bench run detector=toy_color` then works and `bench list` names this distribution.
+Installing this distribution is all it takes: its entry point (group `bench`) points at this module, whose hooks
+register everything; `bench list plugins` names the distribution. This module is imported by every `bench`
+command, so it stays light: classes are named by "module:Class" strings (imported when a run uses them) and the
+config classes live in a torch-free module (`config.py`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import torch
-from torch import nn
-
 import bench
-from bench.detector import Detector, DetectorConfig
-
-
-@dataclass
-class ToyColorConfig(DetectorConfig):
-    name: str = "toy_color"
-    input_size: int = 32
-    hidden: int = 16
-
-
-class ToyColor(Detector):
-    """Per-channel statistics (mean, std, mean absolute Laplacian) -> small MLP. Deliberately simple."""
-
-    name = "toy_color"
-    description = "example plugin detector: colour and high-pass statistics + MLP"
-    config_class = ToyColorConfig
-    recipe = {"optimizer": "adam", "lr": 1e-2, "epochs": 2}
-
-    def __init__(self, cfg: ToyColorConfig, domains) -> None:
-        super().__init__(cfg, domains)
-        self.mlp = nn.Sequential(nn.Linear(9, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, 2))
-        kernel = torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]]).expand(3, 1, 3, 3).clone()
-        self.register_buffer("laplacian", kernel)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        high = nn.functional.conv2d(images, self.laplacian, groups=3).abs()  # (B, 3, H-2, W-2)
-        stats = torch.cat([images.mean((2, 3)), images.std((2, 3)), high.mean((2, 3))], dim=1)  # (B, 9)
-        return self.mlp(stats)
 
 
 @bench.hookimpl
 def bench_register_detectors(register) -> None:
-    register("toy_color", ToyColor)  # a class target: its `description` is used
+    register("toy_color", "bench_toy_plugin.model:ToyColor", "example plugin detector: colour and high-pass statistics + MLP",
+             config="bench_toy_plugin.config:ToyColorConfig")
+
+
+@bench.hookimpl
+def bench_register_datasets(register) -> None:
+    register("toy_faces", "bench_toy_plugin.data:ToyFaces", "example plugin dataset: images listed in labels.csv",
+             config="bench_toy_plugin.config:ToyFacesConfig")
 
 
 @bench.hookimpl
@@ -56,3 +33,14 @@ def bench_register_configs(store) -> None:
         description="example plugin protocol: train on the synthetic blend family, test on warp",
         train=SplitSpec(dataset="synthetic", split="train", domains=["blend"]),
         test={"warp": SplitSpec(dataset="synthetic", domains=["warp"])}))
+    store("protocol", "toy_faces_cross", ProtocolConfig(
+        name="toy_faces_cross", version=1, scale="tiny",
+        description="example plugin protocol: train on toy_faces' swap fakes, test on its reenact fakes",
+        train=SplitSpec(dataset="toy_faces", split="train", domains=["swap"]),
+        test={"swap": SplitSpec(dataset="toy_faces", domains=["swap"]),
+              "reenact": SplitSpec(dataset="toy_faces", domains=["reenact"])}))
+
+
+@bench.hookimpl
+def bench_register_tables(register) -> None:
+    register("toy_table", "bench_toy_plugin.tables:TOY_TABLE")
