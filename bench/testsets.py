@@ -35,8 +35,10 @@ def evaluate_set(name: str, model, samples: list[Sample], c: RunConfig, device, 
         transform = lambda image, t=transform: t(perturb(image))  # noqa: E731
     loader = make_loader(FrameDataset(samples, transform), batch_size=c.trainer.eval_batch_size, train=False,
                          num_workers=c.trainer.num_workers, device_stage=True)
+    model.evaluation_stats()  # drop what earlier predictions (validation, other test sets) gathered
     out = predict(model, loader, device=device, bf16=bf16, progress=c.trainer.progress, desc=f"test {name}",
                   on_bad_image=c.data.on_bad_image, channels_last=c.trainer.channels_last)
+    stats = model.evaluation_stats()  # the detector's own, e.g. MoA-CLIP's route weights (rank 0's share under DDP)
     if not world().main:  # a data-parallel run: rank 0 has every rank's scores and records them
         return None
     kept = [s for s, read in zip(samples, out.read) if read]
@@ -45,6 +47,7 @@ def evaluate_set(name: str, model, samples: list[Sample], c: RunConfig, device, 
     result = metrics.evaluate(preds, bootstrap=c.trainer.bootstrap, seed=c.trainer.seed).as_dict()
     if c.data.on_bad_image == "skip":
         result[UNREADABLE] = int((~out.read).sum())
+    result.update(stats)
     frame = pd.DataFrame({"test_set": name, "key": preds.keys, "video": preds.videos, "domain": preds.domains,
                           "label": preds.labels, "score": preds.scores})
     return result, frame

@@ -120,7 +120,7 @@ def main() -> int:
     pretrained = "synthetic" if demo and not args.smoke else None
     base = MoAClipConfig(backbone=BackboneConfig(arch=arch, pretrained=pretrained))
     if arch == TINY_ARCH:
-        base = replace(base, **{k: v for k, v in MoAClip.tiny.items() if k != "backbone"})
+        base = replace(base, **{k: v for k, v in MoAClip.config_class.tiny.items() if k != "backbone"})
     trainer = TrainerConfig(optimizer="adamw", lr=args.lr, weight_decay=0.01, scheduler="cosine", warmup_steps=10,
                             min_lr=1e-6, grad_clip=1.0, batch_size=args.batch, sampler="domain_balanced")
     epochs = (1 if args.smoke else args.epochs) if demo else 0
@@ -158,7 +158,7 @@ def main() -> int:
                                 grad_clip=trainer.grad_clip, max_steps=steps, progress=False)
                 state.epoch += 1
             print(f"  after {state.step} steps: {fmt(term_report(model, probe))}")
-            scores, _ = predict(model, val_loader, device=torch.device("cpu"), bf16=False, progress=False)
+            scores = predict(model, val_loader, device=torch.device("cpu"), bf16=False, progress=False).scores
             norm, spread = embedding_spread(model, val_images)
             auc = roc_auc_score([s.label for s in val], scores)
             print(f"  val AUC {auc:.3f} | |f(x)| {norm:.3g} | spread of f/|f| {spread:.3f} | "

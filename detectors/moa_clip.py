@@ -314,14 +314,15 @@ class MoAClip(Detector):
         """f(x): (B, 3, S, S) -> (B, embed_dim), routed by the routers (Eq. 6)."""
         return self.visual(images)
 
-    def routed(self, images: Tensor) -> tuple[Tensor, Tensor]:
+    def routed(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
         """Eq. 6 forward that also returns the routing: logits (B, 2) and alpha (B, N), averaged over blocks (and
-        over tokens for router_input="token")."""
+        over tokens for router_input="token"); alpha is None if a replaced MoA.forward did not keep it."""
         for m in self.moas:
             m.keep_alpha = True
         try:
             logits = self.head(self.visual(images))
-            alpha = torch.stack([m.alpha.float().mean(1) for m in self.moas]).mean(0)  # (B, N)
+            kept = [m.alpha for m in self.moas]
+            alpha = None if any(a is None for a in kept) else torch.stack([a.float().mean(1) for a in kept]).mean(0)
         finally:
             for m in self.moas:
                 m.keep_alpha, m.alpha = False, None
@@ -331,8 +332,9 @@ class MoAClip(Detector):
         if self.training:
             return self.head(self.visual(images))  # (B, 2)
         logits, alpha = self.routed(images)  # evaluation: tally which adapters the router picks
-        self.route_sum += alpha.sum(0).double().cpu()
-        self.route_count += len(alpha)
+        if alpha is not None:
+            self.route_sum += alpha.sum(0).double().cpu()
+            self.route_count += len(alpha)
         return logits
 
     def evaluation_stats(self) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""clip_ft: DeepfakeBench's fully fine-tuned CLIP baseline (tiny random tower, CPU)."""
+"""clip_ft: DeepfakeBench's fully fine-tuned CLIP baseline (the tiny tower, CPU)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from bench.detectors.clip_ft import ClipFt
-from bench.detectors.xception import DEEPFAKEBENCH_RECIPE
+from bench.detectors.configs import DEEPFAKEBENCH_RECIPE
 from bench.errors import BenchError
 from bench.openclip import TINY_ARCH, build_image_tower
 from tests.tiny import learnable_batch, tiny_cfg, train_steps
@@ -23,7 +23,7 @@ def test_published_settings():
     assert (cfg.backbone.arch, cfg.backbone.pretrained, cfg.input_size) == ("ViT-B-16", "openai", 224)
     assert cfg.backbone.mean == cfg.backbone.std == (0.5, 0.5, 0.5)  # DeepfakeBench's normalisation, not CLIP's
     assert (cfg.augment.hflip, cfg.augment.blur, cfg.augment.color, cfg.augment.jpeg) == (0.5, 0.5, 0.5, 0.5)
-    assert ClipFt.recipe == DEEPFAKEBENCH_RECIPE and ClipFt.recipe["lr"] == 2e-4 and ClipFt.recipe["epochs"] == 10
+    assert ClipFt.config_class.recipe == DEEPFAKEBENCH_RECIPE and ClipFt.config_class.recipe["lr"] == 2e-4 and ClipFt.config_class.recipe["epochs"] == 10
 
 
 def test_head_reads_the_pooled_token_before_clips_projection():

@@ -24,7 +24,7 @@ def build(tmp_path: Path, **cfg) -> DiFF:
 
 @pytest.fixture
 def tree(tmp_path, monkeypatch):
-    monkeypatch.delenv(DiFF.root_env, raising=False)
+    monkeypatch.delenv(DiFF.config_class.root_env, raising=False)
     return make_diff(tmp_path / "diff", per_subset=2, methods=3, image=False)
 
 
