@@ -103,7 +103,8 @@ def test_a_listed_file_that_is_gone_fails_before_training(diff_tree, tmp_path, m
 
     def with_deleted_crops(self, split):  # as a manifest still listing crops deleted since `bench prepare`
         listed = real_samples(self, split)
-        extra = [Sample("diff", split, "t2i", 1, f"diff/t2i/gone{i}", 0, path=p) for i, p in enumerate(gone)] if split == "train" else []
+        domain = self.expand_domains(["t2i"])[0]  # a generator of the subset trained on (DiFF domains are generators)
+        extra = [Sample("diff", split, domain, 1, f"diff/t2i/gone{i}", 0, path=p) for i, p in enumerate(gone)] if split == "train" else []
         return listed + extra
 
     monkeypatch.setattr(DiFF, "samples", with_deleted_crops)
