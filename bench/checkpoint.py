@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,7 +102,9 @@ def load_weights(path: str | Path, key: str) -> Any:
     if not path.is_file():
         raise BenchError(f"{path} does not exist", key=key)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about a pickle protocol just before refusing the file
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         if not _pickle_container(path):  # a text or other file that only happens to start like a pickle opcode
             raise BenchError(f"{path} is not a readable torch file (UnpicklingError: {_first_line(err)})", key=key) from None

@@ -63,7 +63,7 @@ def test_dataset_roots_come_from_the_environment(monkeypatch):
     (["protocol.train.split=training"], "protocol.train.split: 'training' must be one of train, val, test"),
     (["protocol.real_domain=mixed"], "protocol.real_domain: 'mixed' must be one of balanced, separate"),
     (["protocol.train.dataset=nope"], "protocol.train.dataset: unknown dataset 'nope'; registered: celebdf_v1"),
-    (["detector=nope"], "unknown detector 'nope'; available: clip_probe, dummy"),
+    (["detector=nope"], "unknown detector 'nope'; available: clip_ft, clip_probe, dummy"),
     (["dataset=ffpp"], "`bench run` has no dataset choice: a protocol names its datasets"),
 ])
 def test_config_errors_are_one_line_naming_the_key(overrides, expected):
