@@ -45,18 +45,14 @@ Our choices (the paper leaves them open; each is a config field)
   - Head: Linear(embed_dim, head_hidden) - GELU - Linear(head_hidden, 2).
   - Preprocessing (size, mean, std) follows the tower (`bench.openclip`); `input_size` must match it.
 
-Departures from the paper's literal text, decided by measurement (README, "MoA-CLIP: losses that train"; the
-literal settings stay one switch away: feature_norm=false cac_prototypes=domain sim_pairs=all)
-  - feature_norm=true: L_cac and L_sim act on the L2-normalised embedding (each squared distance in [0, 4]). On the
-    raw embedding, as written, their size follows the scale of CLIP's projection (|f| ~ 23 for ViT-B/16) and they
-    take ~99% of the gradient at init, collapsing the embedding while L_cls stays at chance.
-  - cac_prototypes="domain_label": one prototype per (domain, label). Real samples join fake domains
-    (real_domain=balanced), so a per-domain prototype averages real and fake and L_cac pulls them together.
-  - sim_pairs="same_label": L_sim over cross-domain pairs that share a label; the paper's "all" pairs pull every
-    real image towards every other domain's fakes, against L_cls.
-  - Evaluation records the mean route weight alpha of each domain adapter (`evaluation_stats`), logged per test set.
-  - With one training domain (N = 1) the router, L_att and L_sim have nothing to do: a DegenerateDomainsWarning
-    says so when the model is built.
+Departures from the paper's literal text, measured (README, "Losses that train"; feature_norm=false
+cac_prototypes=domain sim_pairs=all is the text)
+  - feature_norm=true: L_cac and L_sim on the L2-normalised embedding. On the raw one their size follows CLIP's
+    projection and they take 99% of the gradient at init (ViT-B/16), collapsing the embedding.
+  - cac_prototypes="domain_label" and sim_pairs="same_label": real samples sit in fake domains
+    (real_domain=balanced), so per-domain prototypes and "all" pairs pull real and fake together, against L_cls.
+  - Also ours: `evaluation_stats` reports the mean route weight of each domain adapter per test set, and one
+    training domain (N = 1, nothing to route) raises a DegenerateDomainsWarning.
 """
 
 from __future__ import annotations
