@@ -178,7 +178,9 @@ def pretrain(build_visual: Callable[[], nn.Module], recipe: TowerRecipe) -> dict
     mean = torch.tensor(OPENAI_DATASET_MEAN).view(1, 3, 1, 1)  # the tag's preprocessing (bench.openclip)
     std = torch.tensor(OPENAI_DATASET_STD).view(1, 3, 1, 1)
     visual.train()
-    for _ in range(recipe.steps):
+    from tqdm.auto import tqdm
+
+    for _ in tqdm(range(recipe.steps), desc="pretrain tiny tower", leave=False, disable=None):  # None: a terminal only
         kind = torch.randint(len(pool), (recipe.batch,), generator=gen)
         x = pool[kind, torch.randint(pool.shape[1], (recipe.batch,), generator=gen)]  # (B, 3, S, S) uint8
         flip = torch.rand(recipe.batch, generator=gen) < 0.5
