@@ -92,7 +92,7 @@ def weighted_terms_at_init(data, **overrides) -> dict[str, float]:
     model.loss_terms(first)
     terms, _ = model.loss_terms(second)
     beta = model.betas()
-    return {k: beta[k] * float(v) for k, v in terms.items()}
+    return {k: beta[k] * float(v.detach()) for k, v in terms.items()}
 
 
 def test_four_loss_terms_are_order_one_at_init_with_the_defaults(data):
