@@ -51,6 +51,24 @@ def source_folder(ref: str, overrides: list[str]) -> RunFolder:
     return folder
 
 
+def source_samples(saved_overrides: list[str], c: RunConfig) -> tuple[list, list] | None:
+    """The evaluated run's training and validation samples, or None (with a warning) where its data is not readable
+    here (evaluating on another machine)."""
+    from bench.compose import compose_run
+
+    src = compose_run([o for o in saved_overrides if not o.startswith("trainer.resume=")])
+    protocol = OmegaConf.to_object(src.protocol)
+    val = preflight.val_spec(protocol)
+    try:
+        adapters = preflight.build_adapters(src.datasets, c.paths, {protocol.train.dataset, val.dataset})
+        with cache_errors(c.paths.cache):
+            return (collect(adapters, protocol.train, "the training set"), collect(adapters, val, "the validation set"))
+    except BenchError as err:
+        print(f"bench: warning: the evaluated run's training data is not readable here ({err}); the test sets are not "
+              "checked against it", file=sys.stderr)
+        return None
+
+
 def evaluate_run(ref: str, overrides: list[str], perturb_specs: list[str]) -> list[EvaluateResult]:
     from bench.compose import compose_run
 
@@ -67,6 +85,9 @@ def evaluate_run(ref: str, overrides: list[str], perturb_specs: list[str]) -> li
     with cache_errors(c.paths.cache):
         tests = {name: collect(adapters, spec, f"test set {name!r}") for name, spec in c.protocol.test.items()}
     guards.check_files_exist(tests)
+    trained_on = source_samples(saved.meta.overrides, c)
+    if trained_on is not None:  # the runner's guard, against the data the evaluated run trained and selected on
+        guards.check_leakage(*trained_on, tests)
 
     device = resolve_device(c.trainer.device)
     bf16 = use_bf16(c.trainer.precision, device)

@@ -68,6 +68,16 @@ def test_evaluate_on_other_test_sets_without_retraining(trained, tmp_path):
     assert record(evaluation)["tags"]["bench.source_run_dir"] == folder
 
 
+def test_evaluate_refuses_test_sets_the_run_trained_or_selected_on(trained, tmp_path, capsys):
+    _, folder = trained
+    for split in ("train", "val"):
+        code = main(["evaluate", folder, "tracking.enabled=false", f"paths.output={tmp_path}",
+                     f"protocol.test.blend.split={split}"])
+        assert_one_line_error(code, capsys.readouterr().err, "test data would reach training",
+                              "training set" if split == "train" else "validation set")
+    assert not run_folders(tmp_path)  # refused before any evaluation run exists
+
+
 def test_evaluate_refuses_what_it_cannot_do(trained, tmp_path, capsys):
     uri, folder = trained
     assert_one_line_error(main(["evaluate", folder, "--perturb", "jpeg=500"]), capsys.readouterr().err, "--perturb jpeg=500")
