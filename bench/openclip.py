@@ -58,7 +58,7 @@ _LOCAL_ARCHS: dict[str, dict[str, Any]] = {
 }
 
 
-# Tags of the local archs: "synthetic" = pretrained contrastively on the synthetic benchmark's real videos
+# Tags of the local archs: "synthetic" = pretrained self-supervised on the synthetic benchmark's real videos
 # (bench.tiny_tower), the demo's stand-in for CLIP's weights; OpenAI's preprocessing (the default) and QuickGELU.
 _LOCAL_TAGS: dict[str, dict[str, Any]] = {"synthetic": {"local": True, "quick_gelu": True}}
 

@@ -64,9 +64,12 @@ DEFAULT_RECIPE = TowerRecipe()
 
 
 def cache_dir() -> Path:
-    """Where the synthetic data lives: `paths.cache`'s default (bench.config.PathsConfig) + /synthetic."""
-    root = os.environ.get("BENCH_CACHE") or os.path.join(os.environ.get("HOME", "."), ".cache", "forgerybench")
-    return Path(root).expanduser() / "synthetic"
+    """Where the synthetic data lives: `paths.cache`'s default (bench.config.PathsConfig, resolved here) + /synthetic."""
+    from omegaconf import OmegaConf
+
+    from bench.config import PathsConfig
+
+    return Path(OmegaConf.structured(PathsConfig).cache).expanduser() / "synthetic"
 
 
 def tower_path(recipe: TowerRecipe, arch: str, model_cfg: dict) -> Path:
