@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from bench.checks import Check, one_of
 from bench.detector_config import OPENAI_MEAN, OPENAI_STD, TINY_ARCH, AugmentConfig, BackboneConfig, DetectorConfig
 
 # DeepfakeBench's xception.yaml and f3net.yaml (Yan et al., NeurIPS 2023 D&B) train both with the same recipe:
@@ -87,8 +88,19 @@ class F3NetConfig(DetectorConfig):
     middle_blocks: int = 8
 
 
+MOA_CHOICES = {  # MoA-CLIP's categorical fields -> their values (checked when composed and when built)
+    "adapter_input": ("ffn_input", "residual"),
+    "router_input": ("cls", "mean", "token"),
+    "schedule": ("iteration", "epoch", "sequential"),
+    "sim_pairs": ("all", "same_label"),
+    "cac_prototypes": ("domain", "domain_label"),
+    "ablate": ("none", "att", "cac", "sim"),
+}
+
+
 @dataclass
 class MoAClipConfig(DetectorConfig):
+    checks: ClassVar[dict[str, Check]] = {**DetectorConfig.checks, **{k: one_of(*v) for k, v in MOA_CHOICES.items()}}
     recipe: ClassVar[dict[str, Any]] = {
         "optimizer": "adamw", "lr": 5e-4, "weight_decay": 0.01, "scheduler": "cosine", "warmup_steps": 500,
         "min_lr": 1e-6, "grad_clip": 1.0, "batch_size": 64, "epochs": 50, "sampler": "domain_balanced"}

@@ -68,7 +68,7 @@ from open_clip.transformer import ResidualAttentionBlock
 from torch import Tensor, nn
 
 from bench.detector import Detector, Transform
-from bench.detectors.configs import MoAClipConfig
+from bench.detectors.configs import MOA_CHOICES, MoAClipConfig
 from bench.detectors.moa_losses import attention_alignment_loss, cached_domain_loss, ema_update_, similarity_loss
 from bench.distributed import gather_batch, gather_labels
 from bench.errors import BenchError
@@ -80,15 +80,6 @@ ADAPTERS, ROUTER = "adapters", "router"  # the two training steps (phase names, 
 
 class DegenerateDomainsWarning(UserWarning):
     """MoA-CLIP was given one training domain: routing and the cross-domain losses have nothing to do."""
-
-_CHOICES = {
-    "adapter_input": ("ffn_input", "residual"),
-    "router_input": ("cls", "mean", "token"),
-    "schedule": ("iteration", "epoch", "sequential"),
-    "sim_pairs": ("all", "same_label"),
-    "cac_prototypes": ("domain", "domain_label"),
-    "ablate": ("none", "att", "cac", "sim"),
-}
 
 
 class AdapterBank(nn.Module):
@@ -226,7 +217,7 @@ class MoAClip(Detector):
 
     def __init__(self, cfg: MoAClipConfig, domains: Sequence[str]) -> None:
         super().__init__(cfg, domains)
-        for key, allowed in _CHOICES.items():
+        for key, allowed in MOA_CHOICES.items():  # a hand-built config gets the composed one's check too
             if getattr(cfg, key) not in allowed:
                 raise BenchError(f"detector.{key}={getattr(cfg, key)!r}; choose one of {', '.join(allowed)}", f"detector.{key}")
         n = len(self.domains)
